@@ -1,0 +1,141 @@
+/*
+ * toto.h - Toto 1.0 time-series forecasting behind a C API.
+ *
+ * The model lives in C++ (libtorch) behind this header; nothing here throws,
+ * prints or exits. Every call that can fail returns an error code and writes
+ * a message into a caller-provided buffer (err, err_len).
+ *
+ * Lifetime: toto_model_open() -> toto_forecast()* -> toto_model_free().
+ * A model handle may be used from one thread at a time.
+ */
+#ifndef TOTO_H
+#define TOTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TOTO_VERSION "0.1.0"
+
+/* Architecture read from a checkpoint's config.json. */
+typedef struct toto_config {
+    int patch_size;               /* P (equals stride) */
+    int embed_dim;                /* D */
+    int num_layers;
+    int num_heads;                /* head dim = D / num_heads */
+    int mlp_hidden_dim;           /* H */
+    int spacewise_every_n_layers; /* -1: every layer attends over time */
+    bool spacewise_first;
+    int k_components;             /* Student-t mixture components K */
+    bool stabilize_with_global;
+    double scale_factor_exponent;
+} toto_config;
+
+/* Options for toto_model_open(); start from toto_model_default_params(). */
+typedef struct toto_model_params {
+    const char *device;        /* "cpu", "cuda" or "cuda:N" */
+    const char *dtype;         /* "float32" or "float64" */
+    int cpu_threads;           /* intra-op threads on CPU; 0 keeps libtorch's default */
+    int max_prediction_length; /* requests above this are refused */
+    int max_num_samples;       /* requests above this are refused */
+    int max_context_length;    /* series longer than this are refused */
+    int max_variates;          /* series with more variates are refused */
+    bool use_kv_cache;         /* false recomputes the whole sequence each step (reference only) */
+} toto_model_params;
+
+typedef struct toto_model toto_model;
+
+/* What an open model is and runs on. */
+typedef struct toto_model_info {
+    toto_config config;
+    int64_t num_params;
+    char device[32]; /* e.g. "cpu", "cuda:0" */
+    char dtype[16];  /* "float32", "float64" */
+    char path[16];   /* execution path actually used: "eager" */
+    char name[256];  /* checkpoint directory as opened */
+} toto_model_info;
+
+/*
+ * One forecast request. values is row-major [n_variates][n_steps]; NaN marks
+ * a missing observation. groups (optional, [n_variates]) gives each variate's
+ * group id: variates attend to each other only within a group.
+ */
+typedef struct toto_request {
+    int n_variates;
+    int n_steps;
+    const double *values;
+    const int32_t *groups; /* NULL: all variates in group 0 */
+    int prediction_length;
+    int num_samples;       /* 0: mean forecast; N: N sampled paths */
+    int n_quantiles;
+    const double *quantile_levels; /* each in (0,1) */
+    uint64_t seed;
+    bool return_samples;
+} toto_request;
+
+/*
+ * One forecast result, filled by toto_forecast(). Arrays are owned by the
+ * result: release them with toto_result_free(). On a per-request failure,
+ * status is non-zero, error says why and every array is NULL.
+ *
+ * median is NULL when it cannot be computed exactly or from samples (a mean
+ * forecast whose horizon reaches past the first predicted patch).
+ */
+typedef struct toto_result {
+    int status; /* 0 ok, else a TOTO_E* code */
+    char error[512];
+    int n_variates;
+    int prediction_length;
+    int num_samples;
+    int n_quantiles;
+    double *mean;      /* [n_variates][prediction_length] */
+    double *median;    /* [n_variates][prediction_length] or NULL */
+    double *quantiles; /* [n_quantiles][n_variates][prediction_length] or NULL */
+    double *samples;   /* [num_samples][n_variates][prediction_length] or NULL */
+} toto_result;
+
+enum {
+    TOTO_OK = 0,
+    TOTO_EINVAL = 1,   /* the request is invalid; error names the field */
+    TOTO_EMODEL = 2,   /* the model failed while computing (see error) */
+    TOTO_ENOMEM = 3,   /* out of host or device memory */
+    TOTO_EIO = 4,      /* a file could not be read */
+    TOTO_EFORMAT = 5,  /* a checkpoint file is malformed or does not match */
+};
+
+toto_model_params toto_model_default_params(void);
+
+/* Opens dir/config.json and dir/model.safetensors. NULL on failure. */
+toto_model *toto_model_open(const char *dir, const toto_model_params *params, char *err,
+                            size_t err_len);
+void toto_model_free(toto_model *model);
+
+void toto_model_get_info(const toto_model *model, toto_model_info *info);
+
+/* Checks one request against the model and its limits without running it. */
+int toto_request_validate(const toto_model *model, const toto_request *req, char *err,
+                          size_t err_len);
+
+/*
+ * Runs n requests as one batch and fills results[0..n). Each result is the
+ * same as the request would get alone. Returns TOTO_OK when every request was
+ * attempted (check each result's status); another code when the batch as a
+ * whole could not run (err says why, and results hold that error too).
+ */
+int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *results, int n,
+                  char *err, size_t err_len);
+
+void toto_result_free(toto_result *result);
+
+/* Reads and checks a config.json. Returns TOTO_OK or TOTO_EIO / TOTO_EFORMAT. */
+int toto_config_load(const char *path, toto_config *cfg, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TOTO_H */
