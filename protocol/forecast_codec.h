@@ -43,12 +43,22 @@ typedef struct proto_forecast_request {
 int proto_forecast_parse(const json_t *params, proto_forecast_request *out, proto_error *err);
 void proto_forecast_request_free(proto_forecast_request *req);
 
-/* Encodes a successful result (and what was run, from info) as a JSON object. */
+/*
+ * Encodes a successful result (and what was run, from info) as a JSON object.
+ * NULL when out of memory, or when res lacks arrays that req asked for.
+ */
 json_t *proto_forecast_result_encode(const toto_request *req, const toto_result *res,
                                      const toto_model_info *info);
 
 /* Encodes a JSON-RPC error object {"code", "message", "data": {"field"}}. */
 json_t *proto_error_encode(const proto_error *err);
+
+/*
+ * Turns a model error (a TOTO_E* code and its message) into a protocol error:
+ * TOTO_EINVAL becomes PROTO_INVALID_PARAMS, with field taken from a leading
+ * "field: " of the message; any other code becomes PROTO_INTERNAL_ERROR.
+ */
+void proto_error_from_toto(int toto_code, const char *message, proto_error *err);
 
 /* Dump flags that keep every float64 exact through a round trip. */
 #define PROTO_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
