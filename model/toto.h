@@ -23,14 +23,14 @@ extern "C" {
 
 /* Architecture read from a checkpoint's config.json. */
 typedef struct toto_config {
-    int patch_size;               /* P (equals stride) */
-    int embed_dim;                /* D */
+    int patch_size; /* P (equals stride) */
+    int embed_dim;  /* D */
     int num_layers;
     int num_heads;                /* head dim = D / num_heads */
     int mlp_hidden_dim;           /* H */
     int spacewise_every_n_layers; /* -1: every layer attends over time */
     bool spacewise_first;
-    int k_components;             /* Student-t mixture components K */
+    int k_components; /* Student-t mixture components K */
     bool stabilize_with_global;
     double scale_factor_exponent;
 } toto_config;
@@ -70,7 +70,7 @@ typedef struct toto_request {
     const double *values;
     const int32_t *groups; /* NULL: all variates in group 0 */
     int prediction_length;
-    int num_samples;       /* 0: mean forecast; N: N sampled paths */
+    int num_samples; /* 0: mean forecast; N: N sampled paths */
     int n_quantiles;
     const double *quantile_levels; /* each in (0,1) */
     uint64_t seed;
@@ -100,11 +100,11 @@ typedef struct toto_result {
 
 enum {
     TOTO_OK = 0,
-    TOTO_EINVAL = 1,   /* the request is invalid; error names the field */
-    TOTO_EMODEL = 2,   /* the model failed while computing (see error) */
-    TOTO_ENOMEM = 3,   /* out of host or device memory */
-    TOTO_EIO = 4,      /* a file could not be read */
-    TOTO_EFORMAT = 5,  /* a checkpoint file is malformed or does not match */
+    TOTO_EINVAL = 1,  /* the request is invalid; error names the field */
+    TOTO_EMODEL = 2,  /* the model failed while computing (see error) */
+    TOTO_ENOMEM = 3,  /* out of host or device memory */
+    TOTO_EIO = 4,     /* a file could not be read */
+    TOTO_EFORMAT = 5, /* a checkpoint file is malformed or does not match */
 };
 
 toto_model_params toto_model_default_params(void);

@@ -1,0 +1,311 @@
+// decode.cc - a batch of requests through the network: the context pass,
+// autoregressive decoding of mean or sampled paths, and the statistics of
+// each result.
+#include <map>
+#include <tuple>
+
+#include <ATen/CPUGeneratorImpl.h>
+#ifdef TOTO_TORCH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include "internal.h"
+#include "result_stats.h"
+
+namespace toto {
+
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// One request's context, left-padded to whole patches, on the CPU.
+struct Series {
+    torch::Tensor x, w; // [V, Tp] float64; missing and padded steps hold x = 0, w = 0
+    torch::Tensor ids;  // [V] int64
+};
+
+Series pad_series(const toto_request &r, int64_t P) {
+    const int64_t V = r.n_variates, T = r.n_steps, Tp = ceil_div(T, P) * P, pad = Tp - T;
+    Series s{torch::zeros({V, Tp}, kF64), torch::zeros({V, Tp}, kF64),
+             torch::zeros({V}, torch::kInt64)};
+    double *x = s.x.data_ptr<double>(), *w = s.w.data_ptr<double>();
+    int64_t *ids = s.ids.data_ptr<int64_t>();
+    for (int64_t v = 0; v < V; v++) {
+        ids[v] = r.groups ? r.groups[v] : 0;
+        for (int64_t t = 0; t < T; t++) {
+            double value = r.values[v * T + t];
+            if (std::isnan(value))
+                continue;
+            x[v * Tp + pad + t] = value;
+            w[v * Tp + pad + t] = 1.0;
+        }
+    }
+    return s;
+}
+
+// (x - mean) / scale per patch, computed in float64 and handed to the model
+// in its dtype: [rows, S*P] -> [rows / V, V, S, P].
+torch::Tensor scale_patches(const torch::Tensor &x, const torch::Tensor &mean,
+                            const torch::Tensor &scale, int64_t V, int64_t P,
+                            torch::ScalarType dtype) {
+    auto z = (x - mean.repeat_interleave(P, 1)) / scale.repeat_interleave(P, 1);
+    return z.to(dtype).view({x.size(0) / V, V, x.size(1) / P, P});
+}
+
+// Decoding state of Q = G*R rows: G paths for each of R context rows.
+struct Paths {
+    int64_t V = 0;
+    torch::Tensor ids;         // [Q / V, V]
+    torch::Tensor mean, scale; // [Q] float64: scaler statistics of the last patch
+    HeadOut head;              // for the next patch, each [Q / V, V, P, K]
+    KVCache cache;
+    Scaler scaler;
+    torch::Tensor hist_x, hist_w; // whole series, for the no-cache reference path
+    int64_t prefix = 0;           // context length (global statistics window)
+};
+
+// The context pass for requests sharing V and padded length.
+Paths run_context(const Network &net, const DecodeOptions &opt, const std::vector<Series> &batch) {
+    const toto_config &cfg = net.config();
+    const int64_t V = batch[0].x.size(0), P = cfg.patch_size;
+    std::vector<torch::Tensor> xs, ws, ids;
+    for (const Series &s : batch) {
+        xs.push_back(s.x);
+        ws.push_back(s.w);
+        ids.push_back(s.ids);
+    }
+    Paths c{V, torch::stack(ids).to(net.device()), {}, {}, {}, {}, Scaler(cfg), {}, {}, 0};
+    c.hist_x = torch::cat(xs).to(net.device());
+    c.hist_w = torch::cat(ws).to(net.device());
+    c.prefix = c.hist_x.size(1);
+    auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
+    auto z = scale_patches(c.hist_x, mean, scale, V, P, net.dtype());
+    c.cache = net.make_cache();
+    auto hidden = net.backbone(z, c.ids, opt.use_kv_cache ? &c.cache : nullptr);
+    c.head = net.head(hidden.select(2, z.size(2) - 1));
+    c.mean = mean.select(1, mean.size(1) - 1);
+    c.scale = scale.select(1, scale.size(1) - 1);
+    return c;
+}
+
+HeadOut select_head(const HeadOut &h, const torch::Tensor &batch_idx, int64_t groups) {
+    auto pick = [&](const torch::Tensor &t) {
+        auto s = t.index_select(0, batch_idx);
+        return groups == 1 ? s : s.repeat({groups, 1, 1, 1});
+    };
+    return {pick(h.df), pick(h.loc), pick(h.scale), pick(h.probs)};
+}
+
+// The paths of the requests batch_idx of a context pass, G per context row.
+Paths fork_paths(const Network &net, const DecodeOptions &opt, const Paths &c,
+                 const std::vector<int64_t> &batch_idx, int64_t groups, int64_t steps) {
+    auto dev = net.device();
+    auto bidx = torch::tensor(batch_idx, torch::kInt64).to(dev);
+    auto rows =
+        (bidx.unsqueeze(1) * c.V + torch::arange(c.V, bidx.options()).unsqueeze(0)).flatten();
+    Paths p{
+        c.V,     c.ids.index_select(0, bidx).repeat({groups, 1}), {}, {}, {}, {}, c.scaler, {}, {},
+        c.prefix};
+    p.mean = c.mean.index_select(0, rows).repeat({groups});
+    p.scale = c.scale.index_select(0, rows).repeat({groups});
+    p.head = select_head(c.head, bidx, groups);
+    p.scaler.fork(rows, groups);
+    if (opt.use_kv_cache)
+        p.cache = net.fork_cache(c.cache, rows, groups, steps);
+    else {
+        p.hist_x = c.hist_x.index_select(0, rows).repeat({groups, 1});
+        p.hist_w = c.hist_w.index_select(0, rows).repeat({groups, 1});
+    }
+    return p;
+}
+
+// Appends one decoded patch xn [Q, P] (observed) to every path and runs the
+// model on it, leaving the head for the patch after.
+void advance(const Network &net, const DecodeOptions &opt, Paths &p, const torch::Tensor &xn) {
+    const int64_t P = net.config().patch_size;
+    torch::Tensor z, mean, scale;
+    if (opt.use_kv_cache) {
+        std::tie(mean, scale) = p.scaler.extend(xn);
+        z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), p.V, P, net.dtype());
+        auto hidden = net.backbone(z, p.ids, &p.cache);
+        p.head = net.head(hidden.select(2, 0));
+    } else {
+        p.hist_x = torch::cat({p.hist_x, xn}, 1);
+        p.hist_w = torch::cat({p.hist_w, torch::ones_like(xn)}, 1);
+        std::tie(mean, scale) = p.scaler.recompute(p.hist_x, p.hist_w, p.prefix);
+        z = scale_patches(p.hist_x, mean, scale, p.V, P, net.dtype());
+        auto hidden = net.backbone(z, p.ids, nullptr);
+        p.head = net.head(hidden.select(2, z.size(2) - 1));
+        mean = mean.select(1, mean.size(1) - 1);
+        scale = scale.select(1, scale.size(1) - 1);
+    }
+    p.mean = mean;
+    p.scale = scale;
+}
+
+// Next patch in original units: [Q, P] float64.
+torch::Tensor unscale(const Paths &p, const torch::Tensor &scaled, torch::ScalarType dtype) {
+    auto y = p.mean.unsqueeze(1) + p.scale.unsqueeze(1) * scaled.to(torch::kFloat64).flatten(0, 1);
+    return replace_extreme(y, dtype);
+}
+
+torch::Tensor mixture_mean_patch(const Paths &p, torch::ScalarType dtype) {
+    return unscale(p, (p.head.probs * p.head.loc).sum(-1), dtype);
+}
+
+// One draw per path and step: a component by weight, then a Student-t draw.
+torch::Tensor sample_patch(const Paths &p, torch::ScalarType dtype, at::Generator &gen) {
+    const int64_t K = p.head.probs.size(-1);
+    auto comp = torch::multinomial(p.head.probs.reshape({-1, K}), 1, true, gen);
+    auto pick = [&](const torch::Tensor &t) {
+        return t.reshape({-1, K}).gather(1, comp).squeeze(1);
+    };
+    auto df = pick(p.head.df), loc = pick(p.head.loc), scale = pick(p.head.scale);
+    auto normal = at::normal(0.0, 1.0, {df.size(0)}, gen, df.options());
+    auto chi2 = 2.0 * at::_standard_gamma(0.5 * df, gen);
+    auto draw = loc + scale * normal * torch::rsqrt(chi2 / df);
+    return unscale(p, draw.view(p.head.df.sizes().slice(0, 3)), dtype);
+}
+
+// A private generator per request: its draws do not depend on whatever else
+// shares the batch. (Cloning the default generator leaks in libtorch 1.13.)
+at::Generator seeded_generator(torch::Device device, uint64_t seed) {
+#ifdef TOTO_TORCH_CUDA
+    if (device.is_cuda()) {
+        at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
+        gen.set_current_seed(seed);
+        return gen;
+    }
+#endif
+    TORCH_CHECK(device.is_cpu(), "no generator for device ", device.str());
+    return at::detail::createCPUGenerator(seed);
+}
+
+std::vector<double> to_vector(const torch::Tensor &t) {
+    auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// The first predicted patch's mixture of request b of a context pass.
+FirstPatch first_patch_of(const Paths &c, int64_t b) {
+    FirstPatch fp;
+    fp.V = c.V;
+    fp.P = c.head.df.size(2);
+    fp.K = c.head.df.size(3);
+    fp.w = to_vector(c.head.probs[b]);
+    fp.df = to_vector(c.head.df[b]);
+    fp.loc = to_vector(c.head.loc[b]);
+    fp.scale = to_vector(c.head.scale[b]);
+    fp.mean = to_vector(c.mean.narrow(0, b * c.V, c.V));
+    fp.sd = to_vector(c.scale.narrow(0, b * c.V, c.V));
+    return fp;
+}
+
+// Mean forecasts of several requests, decoded together.
+void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths &ctx,
+                       const std::vector<const toto_request *> &reqs,
+                       std::vector<toto_result *> &results) {
+    const int64_t P = net.config().patch_size;
+    int64_t steps = 0;
+    std::vector<int64_t> idx;
+    for (size_t i = 0; i < reqs.size(); i++) {
+        steps = std::max<int64_t>(steps, ceil_div(reqs[i]->prediction_length, P));
+        idx.push_back(int64_t(i));
+    }
+    Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
+    std::vector<torch::Tensor> patches;
+    for (int64_t s = 0; s < steps; s++) {
+        if (s > 0)
+            advance(net, opt, p, patches.back());
+        patches.push_back(mixture_mean_patch(p, net.dtype()));
+    }
+    auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
+    for (size_t i = 0; i < reqs.size(); i++) {
+        auto mine = values.narrow(0, int64_t(i) * ctx.V, ctx.V).contiguous();
+        fill_result(*reqs[i], first_patch_of(ctx, int64_t(i)), mine.data_ptr<double>(), 0,
+                    steps * P, results[i]);
+    }
+}
+
+// A sampled forecast: N paths sharing one context pass.
+void run_sampled_request(const Network &net, const DecodeOptions &opt, const Paths &ctx, int64_t b,
+                         const toto_request &r, toto_result *result) {
+    const int64_t P = net.config().patch_size, steps = ceil_div(r.prediction_length, P);
+    at::Generator gen = seeded_generator(net.device(), r.seed);
+    Paths p = fork_paths(net, opt, ctx, {b}, r.num_samples, steps);
+    std::vector<torch::Tensor> patches;
+    for (int64_t s = 0; s < steps; s++) {
+        if (s > 0)
+            advance(net, opt, p, patches.back());
+        patches.push_back(sample_patch(p, net.dtype(), gen));
+    }
+    auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [N*V, steps*P]
+    fill_result(r, first_patch_of(ctx, b), values.data_ptr<double>(), r.num_samples, steps * P,
+                result);
+}
+
+void fail_result(toto_result *res, int code, const std::string &msg) {
+    toto_result_free(res);
+    res->status = code;
+    snprintf(res->error, sizeof res->error, "%s", msg.c_str());
+}
+
+// Runs requests that share variate count, padded length and kind (mean or
+// sampled): one context pass for all of them.
+void run_group(const Network &net, const DecodeOptions &opt, const std::vector<int> &members,
+               const toto_request *reqs, toto_result *results) {
+    std::vector<Series> batch;
+    std::vector<const toto_request *> group_reqs;
+    std::vector<toto_result *> group_results;
+    for (int i : members) {
+        batch.push_back(pad_series(reqs[i], net.config().patch_size));
+        group_reqs.push_back(&reqs[i]);
+        group_results.push_back(&results[i]);
+    }
+    Paths ctx = run_context(net, opt, batch);
+    if (reqs[members[0]].num_samples == 0) {
+        run_mean_requests(net, opt, ctx, group_reqs, group_results);
+        return;
+    }
+    for (size_t b = 0; b < members.size(); b++)
+        run_sampled_request(net, opt, ctx, int64_t(b), *group_reqs[b], group_results[b]);
+}
+
+std::string message_of(const c10::Error &e) {
+    return e.what_without_backtrace();
+}
+
+} // namespace
+
+void forecast_batch(const Network &net, const DecodeOptions &opt, const toto_request *reqs,
+                    toto_result *results, int n) {
+    c10::InferenceMode inference;
+    const int64_t P = net.config().patch_size;
+    std::map<std::tuple<int, int64_t, bool>, std::vector<int>> groups;
+    for (int i = 0; i < n; i++)
+        groups[{reqs[i].n_variates, ceil_div(reqs[i].n_steps, P), reqs[i].num_samples > 0}]
+            .push_back(i);
+    for (auto &entry : groups) {
+        const std::vector<int> &members = entry.second;
+        try {
+            run_group(net, opt, members, reqs, results);
+        } catch (const c10::Error &e) {
+            std::string msg = message_of(e);
+            int code = msg.find("out of memory") != std::string::npos ? TOTO_ENOMEM : TOTO_EMODEL;
+            for (int i : members)
+                fail_result(&results[i], code, "model: " + msg);
+        } catch (const std::bad_alloc &) {
+            for (int i : members)
+                fail_result(&results[i], TOTO_ENOMEM, "model: out of host memory");
+        } catch (const std::exception &e) {
+            for (int i : members)
+                fail_result(&results[i], TOTO_EMODEL, std::string("model: ") + e.what());
+        }
+    }
+}
+
+} // namespace toto

@@ -1,0 +1,161 @@
+// internal.h - the C++ side of model/: weights, the network, the scaler and
+// the decoder. Nothing here is visible through toto.h; exceptions thrown here
+// are caught in toto.cc and turned into error strings.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "toto.h"
+
+namespace toto {
+
+// A failure that names what is wrong with a file or request; toto.cc maps it
+// to the C error code carried here.
+struct Error : std::runtime_error {
+    int code;
+    Error(int c, const std::string &msg) : std::runtime_error(msg), code(c) {}
+};
+
+struct LayerWeights {
+    bool is_space; // SPACE layers attend across variates; TIME layers along patches
+    torch::Tensor norm1, norm2;
+    torch::Tensor wqkv, bqkv; // rows reordered head-major at load: (which, head, j)
+    torch::Tensor wo, bo;
+    torch::Tensor w12, b12; // D -> 2H (gate, value)
+    torch::Tensor w3, b3;   // H -> D
+};
+
+struct Weights {
+    torch::Tensor patch_w, patch_b;
+    std::vector<LayerWeights> layers;
+    torch::Tensor unembed_w, unembed_b;
+    torch::Tensor df_w, df_b, loc_w, loc_b, scale_w, scale_b, mix_w, mix_b;
+    int64_t num_params = 0;
+};
+
+// Reads dir/model.safetensors, checks every tensor against cfg, converts to
+// dtype on device. Throws Error naming the file, tensor and expectation.
+Weights load_weights(const std::string &path, const toto_config &cfg, torch::Device device,
+                     torch::ScalarType dtype);
+
+// Layer kinds from the config: true = SPACE.
+std::vector<bool> layer_is_space(const toto_config &cfg);
+
+// Keys and values of the TIME layers. The prefix holds the context pass
+// ([R, heads, S, d]); the suffix holds decoded patches of G paths per prefix
+// row ([G*R, heads, steps, d]). Paths share their prefix: exact, and the
+// reason sampled forecasts cost one context pass.
+struct KVCache {
+    std::vector<torch::Tensor> prefix_k, prefix_v; // one per TIME layer
+    std::vector<torch::Tensor> suffix_k, suffix_v;
+    int64_t prefix_len = 0;
+    int64_t suffix_len = 0;
+    int64_t groups = 1; // G
+};
+
+// Mixture head outputs, each [..., K].
+struct HeadOut {
+    torch::Tensor df, loc, scale, probs;
+};
+
+class Network {
+  public:
+    Network(const toto_config &cfg, Weights w, torch::Device device, torch::ScalarType dtype);
+
+    // patches: scaled values [B, V, S, P] in the model dtype; ids: [B, V]
+    // group ids (int64). With cache == nullptr attends over these S patches
+    // only (positions 0..S-1). With a cache whose prefix is empty, fills the
+    // prefix. Otherwise S must be 1 and the patch is decoded at position
+    // prefix_len + suffix_len. layer_outs, when given, receives every layer's
+    // output. Returns the last layer's output [B, V, S, D].
+    torch::Tensor backbone(const torch::Tensor &patches, const torch::Tensor &ids, KVCache *cache,
+                           std::vector<torch::Tensor> *layer_outs = nullptr) const;
+
+    torch::Tensor embed(const torch::Tensor &patches) const;
+
+    // hidden [..., D] -> the head for the next patch's P steps, each [..., P, K].
+    HeadOut head(const torch::Tensor &hidden) const;
+
+    // An empty cache: the next backbone() call fills its prefix.
+    KVCache make_cache() const;
+    // Reuses the prefix of src for G paths each (rows R -> G*R suffix rows).
+    KVCache fork_cache(const KVCache &src, const torch::Tensor &prefix_rows, int64_t groups,
+                       int64_t max_steps) const;
+
+    const toto_config &config() const {
+        return cfg_;
+    }
+    torch::Device device() const {
+        return device_;
+    }
+    torch::ScalarType dtype() const {
+        return dtype_;
+    }
+    int64_t num_params() const {
+        return w_.num_params;
+    }
+
+  private:
+    torch::Tensor attention_time(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
+                                 KVCache *cache) const;
+    torch::Tensor attention_space(const LayerWeights &L, const torch::Tensor &x,
+                                  const torch::Tensor &ids) const;
+    torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
+    torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
+    void rotate(torch::Tensor &q, torch::Tensor &k, int64_t offset) const;
+
+    toto_config cfg_;
+    Weights w_;
+    torch::Device device_;
+    torch::ScalarType dtype_;
+    int64_t head_dim_;
+    torch::Tensor inv_freq_; // [d/2], evaluated in float32 like upstream
+    torch::Tensor zeta_;     // [d/2], xPos bases, float32 then converted
+};
+
+// The causal patch scaler (float64). init() scales a context; extend() takes
+// one fully observed patch per row and returns its statistics, continuing the
+// running sums, with the global clamp fixed from the context.
+class Scaler {
+  public:
+    Scaler(const toto_config &cfg) : cfg_(cfg) {}
+    // x, w: [M, T] float64 (T a multiple of P, w 0/1). Returns per-patch
+    // (mean, scale), each [M, T/P].
+    std::pair<torch::Tensor, torch::Tensor> init(const torch::Tensor &x, const torch::Tensor &w);
+    // xn: [M, P] float64 -> (mean, scale) of that patch, each [M].
+    std::pair<torch::Tensor, torch::Tensor> extend(const torch::Tensor &xn);
+    // Keeps the state of rows only, repeated for G paths (R -> G*R rows,
+    // path-major: row g*R + r continues row r).
+    void fork(const torch::Tensor &rows, int64_t groups);
+    // Full recomputation over x, w with global statistics over the first
+    // prefix steps only (the no-cache reference path).
+    std::pair<torch::Tensor, torch::Tensor> recompute(const torch::Tensor &x,
+                                                      const torch::Tensor &w, int64_t prefix);
+
+  private:
+    std::pair<torch::Tensor, torch::Tensor> causal(const torch::Tensor &x, const torch::Tensor &w,
+                                                   bool continuing);
+    void set_global(const torch::Tensor &x, const torch::Tensor &w);
+
+    toto_config cfg_;
+    torch::Tensor sum_w_, sum_wx_, m2_, last_mean_; // running state at the last step, [M]
+    torch::Tensor lo_, hi_;                         // clamp bounds from the global scale, [M]
+};
+
+struct DecodeOptions {
+    bool use_kv_cache = true;
+};
+
+// Runs a batch of validated requests. results are filled (arrays allocated
+// with malloc); a request that fails alone gets its own error.
+void forecast_batch(const Network &net, const DecodeOptions &opt, const toto_request *reqs,
+                    toto_result *results, int n);
+
+// Replaces NaN, +-inf and values at or above half the dtype's maximum by 0.
+torch::Tensor replace_extreme(const torch::Tensor &t, torch::ScalarType model_dtype);
+
+} // namespace toto

@@ -1,0 +1,215 @@
+// network.cc - the Toto transformer in libtorch: patch embedding, TIME and
+// SPACE layers, rotary embedding with xPos, unembedding and the mixture head.
+#include <cmath>
+#include <limits>
+
+#include "internal.h"
+
+namespace toto {
+
+namespace {
+
+using torch::indexing::None;
+using torch::indexing::Slice;
+
+// rotate_half for adjacent pairs: (x0, x1) -> (-x1, x0).
+torch::Tensor rotate_pairs(const torch::Tensor &x) {
+    auto pairs = x.unflatten(-1, {x.size(-1) / 2, 2});
+    auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+    return torch::stack({-x1, x0}, -1).flatten(-2);
+}
+
+double dtype_eps(torch::ScalarType t) {
+    return t == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
+                                : std::numeric_limits<float>::epsilon();
+}
+
+// Softmax over the last axis after masking; rows are never fully masked
+// (a token always sees itself).
+torch::Tensor masked_softmax(torch::Tensor scores, const torch::Tensor &blocked) {
+    if (blocked.defined())
+        scores = scores.masked_fill(blocked, -std::numeric_limits<double>::infinity());
+    return torch::softmax(scores, -1);
+}
+
+} // namespace
+
+Network::Network(const toto_config &cfg, Weights w, torch::Device device, torch::ScalarType dtype)
+    : cfg_(cfg), w_(std::move(w)), device_(device), dtype_(dtype),
+      head_dim_(cfg.embed_dim / cfg.num_heads) {
+    // Upstream computes both tables in float32 and converts them with the
+    // model: doing the same keeps float64 runs within 1e-12 of it.
+    auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    auto j2 = torch::arange(0, head_dim_, 2, f32);
+    inv_freq_ =
+        (1.0 / torch::pow(torch::tensor(10000.0f), j2 / float(head_dim_))).to(dtype_).to(device_);
+    zeta_ = ((j2 + 0.4f * float(head_dim_)) / (1.4f * float(head_dim_))).to(dtype_).to(device_);
+}
+
+torch::Tensor Network::rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const {
+    return x / torch::sqrt(torch::mean(x * x, -1, true) + 1e-8) * scale;
+}
+
+torch::Tensor Network::mlp(const LayerWeights &L, const torch::Tensor &x) const {
+    auto u = torch::linear(x, L.w12, L.b12);
+    int64_t H = cfg_.mlp_hidden_dim;
+    auto gated = torch::silu(u.narrow(-1, 0, H)) * u.narrow(-1, H, H);
+    return torch::linear(gated, L.w3, L.b3);
+}
+
+torch::Tensor Network::embed(const torch::Tensor &patches) const {
+    return torch::linear(patches, w_.patch_w, w_.patch_b);
+}
+
+// q, k: [rows, heads, n, d] at positions offset..offset+n-1. xPos centres its
+// scale on floor(last position / 2) of this call, so cached keys keep the
+// centre of the call that made them (as upstream does).
+void Network::rotate(torch::Tensor &q, torch::Tensor &k, int64_t offset) const {
+    int64_t n = q.size(2);
+    auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+    auto t = torch::arange(offset, offset + n, opts);
+    double centre = std::floor(double(offset + n - 1) / 2.0);
+    auto power = (t - centre) / 512.0;
+    auto scale = torch::pow(zeta_.unsqueeze(0), power.unsqueeze(1)); // [n, d/2]
+    scale = torch::cat({scale, scale}, -1);
+    auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
+    auto cos = angles.cos(), sin = angles.sin();
+    auto inv_scale = scale.pow(-1);
+    q = q * cos * scale + rotate_pairs(q) * sin * scale;
+    k = k * cos * inv_scale + rotate_pairs(k) * sin * inv_scale;
+}
+
+torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor &x,
+                                      size_t time_idx, KVCache *cache) const {
+    const int64_t B = x.size(0), V = x.size(1), S = x.size(2), nh = cfg_.num_heads;
+    const int64_t d = head_dim_;
+    // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]
+    auto qkv = torch::linear(x, L.wqkv, L.bqkv).view({B * V, S, 3, nh, d}).permute({2, 0, 3, 1, 4});
+    auto q = qkv[0], k = qkv[1], v = qkv[2];
+    const double inv_sqrt_d = 1.0 / std::sqrt(double(d));
+    torch::Tensor out;
+
+    bool decoding = cache && cache->prefix_len > 0;
+    if (!decoding) {
+        rotate(q, k, 0);
+        if (cache) {
+            cache->prefix_k[time_idx] = k.contiguous();
+            cache->prefix_v[time_idx] = v.contiguous();
+        }
+        auto scores = torch::matmul(q, k.transpose(-1, -2)) * inv_sqrt_d;
+        auto future =
+            torch::ones({S, S}, torch::TensorOptions().dtype(torch::kBool).device(device_)).triu(1);
+        out = torch::matmul(masked_softmax(scores, future), v);
+    } else {
+        TORCH_CHECK(S == 1, "decoding takes one patch at a time");
+        const int64_t G = cache->groups, R = B * V / G, pos = cache->prefix_len + cache->suffix_len;
+        rotate(q, k, pos);
+        int64_t len = cache->suffix_len + 1;
+        auto &sk = cache->suffix_k[time_idx], &sv = cache->suffix_v[time_idx];
+        sk.select(2, len - 1).copy_(k.select(2, 0));
+        sv.select(2, len - 1).copy_(v.select(2, 0));
+        auto keys = sk.narrow(2, 0, len), values = sv.narrow(2, 0, len);
+        const auto &pk = cache->prefix_k[time_idx], &pv = cache->prefix_v[time_idx];
+        const int64_t P0 = pk.size(2);
+        // All G paths of a prefix row query its keys as one [G, d] block.
+        auto qg = q.reshape({G, R, nh, d}).permute({1, 2, 0, 3});          // [R, nh, G, d]
+        auto s_pre = torch::matmul(qg, pk.transpose(-1, -2)) * inv_sqrt_d; // [R, nh, G, P0]
+        s_pre = s_pre.permute({2, 0, 1, 3}).reshape({G * R, nh, 1, P0});
+        auto s_suf = torch::matmul(q, keys.transpose(-1, -2)) * inv_sqrt_d; // [GR, nh, 1, len]
+        auto p = torch::softmax(torch::cat({s_pre, s_suf}, -1), -1);
+        auto p_pre = p.narrow(-1, 0, P0).reshape({G, R, nh, P0}).permute({1, 2, 0, 3});
+        auto o_pre = torch::matmul(p_pre, pv).permute({2, 0, 1, 3}).reshape({G * R, nh, 1, d});
+        out = o_pre + torch::matmul(p.narrow(-1, P0, len), values);
+    }
+    // [B*V, nh, S, d] -> [B, V, S, nh*d] (head-major), then wO.
+    out = out.view({B, V, nh, S, d}).permute({0, 1, 3, 2, 4}).reshape({B, V, S, nh * d});
+    return torch::linear(out, L.wo, L.bo);
+}
+
+torch::Tensor Network::attention_space(const LayerWeights &L, const torch::Tensor &x,
+                                       const torch::Tensor &ids) const {
+    const int64_t B = x.size(0), V = x.size(1), S = x.size(2), nh = cfg_.num_heads;
+    const int64_t d = head_dim_;
+    // [B, V, S, 3, nh, d] -> three [B, S, nh, V, d]
+    auto qkv =
+        torch::linear(x, L.wqkv, L.bqkv).view({B, V, S, 3, nh, d}).permute({3, 0, 2, 4, 1, 5});
+    auto q = qkv[0], k = qkv[1], v = qkv[2];
+    auto scores = torch::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(double(d)));
+    auto blocked = (ids.unsqueeze(2) != ids.unsqueeze(1)).view({B, 1, 1, V, V});
+    auto out = torch::matmul(masked_softmax(scores, blocked), v); // [B, S, nh, V, d]
+    out = out.permute({0, 3, 1, 2, 4}).reshape({B, V, S, nh * d});
+    return torch::linear(out, L.wo, L.bo);
+}
+
+torch::Tensor Network::backbone(const torch::Tensor &patches, const torch::Tensor &ids,
+                                KVCache *cache, std::vector<torch::Tensor> *layer_outs) const {
+    auto x = embed(patches);
+    size_t time_idx = 0;
+    for (const LayerWeights &L : w_.layers) {
+        auto h = rms_norm(x, L.norm1);
+        x = x + (L.is_space ? attention_space(L, h, ids) : attention_time(L, h, time_idx++, cache));
+        x = x + mlp(L, rms_norm(x, L.norm2));
+        if (layer_outs)
+            layer_outs->push_back(x);
+    }
+    if (cache) {
+        if (cache->prefix_len == 0)
+            cache->prefix_len = patches.size(2);
+        else
+            cache->suffix_len += 1;
+    }
+    return x;
+}
+
+HeadOut Network::head(const torch::Tensor &hidden) const {
+    const int64_t D = cfg_.embed_dim, P = cfg_.patch_size;
+    auto sizes = hidden.sizes().vec();
+    sizes.back() = P;
+    sizes.push_back(D);
+    auto y = torch::linear(hidden, w_.unembed_w, w_.unembed_b).view(sizes); // [..., P, D]
+    const double eps = dtype_eps(dtype_);
+    HeadOut h;
+    h.df = 2.0 + torch::softplus(torch::linear(y, w_.df_w, w_.df_b)).clamp_min(eps);
+    h.loc = torch::linear(y, w_.loc_w, w_.loc_b);
+    h.scale = torch::softplus(torch::linear(y, w_.scale_w, w_.scale_b)).clamp_min(eps);
+    h.probs = torch::softmax(torch::linear(y, w_.mix_w, w_.mix_b), -1);
+    return h;
+}
+
+KVCache Network::make_cache() const {
+    KVCache c;
+    size_t n_time = 0;
+    for (const LayerWeights &L : w_.layers)
+        n_time += !L.is_space;
+    c.prefix_k.resize(n_time);
+    c.prefix_v.resize(n_time);
+    return c;
+}
+
+KVCache Network::fork_cache(const KVCache &src, const torch::Tensor &prefix_rows, int64_t groups,
+                            int64_t max_steps) const {
+    KVCache c;
+    c.groups = groups;
+    c.prefix_len = src.prefix_len;
+    const int64_t R = prefix_rows.size(0);
+    for (size_t i = 0; i < src.prefix_k.size(); i++) {
+        c.prefix_k.push_back(src.prefix_k[i].index_select(0, prefix_rows));
+        c.prefix_v.push_back(src.prefix_v[i].index_select(0, prefix_rows));
+        auto shape = c.prefix_k.back().sizes().vec(); // [R, nh, S, d]
+        shape[0] = groups * R;
+        shape[2] = std::max<int64_t>(max_steps, 1);
+        auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+        c.suffix_k.push_back(torch::empty(shape, opts));
+        c.suffix_v.push_back(torch::empty(shape, opts));
+    }
+    return c;
+}
+
+torch::Tensor replace_extreme(const torch::Tensor &t, torch::ScalarType model_dtype) {
+    double half_max = model_dtype == torch::kFloat64 ? std::numeric_limits<double>::max() / 2
+                                                     : std::numeric_limits<float>::max() / 2.0;
+    auto bad = torch::isnan(t) | torch::isinf(t) | (t.abs() >= half_max);
+    return torch::where(bad, torch::zeros_like(t), t);
+}
+
+} // namespace toto

@@ -1,0 +1,28 @@
+// result_stats.h - a result's arrays from decoded paths and the exact
+// distribution of the first predicted patch (CPU, float64, no libtorch).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "toto.h"
+
+namespace toto {
+
+// The head's mixture for the first predicted patch of one request, in scaled
+// units, and the scaler statistics that map it back: value = mean + scale * z.
+struct FirstPatch {
+    int64_t V = 0, P = 0, K = 0;
+    std::vector<double> w, df, loc, scale; // [V][P][K]
+    std::vector<double> mean, sd;          // [V]
+};
+
+// Fills res for request r. paths holds, row-major with row length stride,
+// the decoded values: [V] rows for a mean forecast (num_samples 0) or [N*V]
+// rows (path-major) for N sampled paths. Steps of the first patch get exact
+// mean, median and quantiles from fp; later steps come from the paths.
+// Throws std::bad_alloc when out of memory.
+void fill_result(const toto_request &r, const FirstPatch &fp, const double *paths,
+                 int64_t num_samples, int64_t stride, toto_result *res);
+
+} // namespace toto

@@ -1,0 +1,257 @@
+// toto.cc - the C API of model/toto.h over the C++ model. Every entry point
+// catches everything: no exception crosses into C.
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "internal.h"
+
+struct toto_model {
+    std::unique_ptr<toto::Network> net;
+    toto::DecodeOptions decode;
+    toto_model_params params;
+    toto_model_info info;
+};
+
+namespace {
+
+void set_error(char *err, size_t err_len, const char *fmt, ...) {
+    if (!err || err_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+// "cpu", "cuda" or "cuda:N" -> a device that exists here.
+torch::Device parse_device(const std::string &name) {
+    if (name == "cpu")
+        return torch::Device(torch::kCPU);
+    if (name.rfind("cuda", 0) != 0)
+        throw toto::Error(TOTO_EINVAL, "device '" + name + "': expected cpu, cuda or cuda:N");
+    int index = 0;
+    if (name.size() > 4) {
+        char *end = nullptr;
+        long v = name[4] == ':' ? std::strtol(name.c_str() + 5, &end, 10) : -1;
+        if (v < 0 || !end || *end || end == name.c_str() + 5)
+            throw toto::Error(TOTO_EINVAL, "device '" + name + "': expected cpu, cuda or cuda:N");
+        index = int(v);
+    }
+    if (!torch::cuda::is_available())
+        throw toto::Error(TOTO_EINVAL, "device '" + name +
+                                           "': CUDA is not available (no GPU, or a libtorch "
+                                           "built without CUDA)");
+    int count = int(torch::cuda::device_count());
+    if (index >= count)
+        throw toto::Error(TOTO_EINVAL, "device '" + name + "': only " + std::to_string(count) +
+                                           " CUDA device(s) present");
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::ScalarType parse_dtype(const std::string &name) {
+    if (name == "float32")
+        return torch::kFloat32;
+    if (name == "float64")
+        return torch::kFloat64;
+    throw toto::Error(TOTO_EINVAL, "dtype '" + name + "': expected float32 or float64");
+}
+
+void fill_info(toto_model *m, const char *dir, const toto_config &cfg) {
+    toto_model_info &info = m->info;
+    std::memset(&info, 0, sizeof info);
+    info.config = cfg;
+    info.num_params = m->net->num_params();
+    snprintf(info.device, sizeof info.device, "%s", m->net->device().str().c_str());
+    snprintf(info.dtype, sizeof info.dtype, "%s", m->params.dtype);
+    snprintf(info.path, sizeof info.path, "eager");
+    snprintf(info.name, sizeof info.name, "%s", dir);
+}
+
+toto_model *open_model(const char *dir, const toto_model_params &params, char *err,
+                       size_t err_len) {
+    toto_config cfg;
+    std::string base(dir);
+    if (toto_config_load((base + "/config.json").c_str(), &cfg, err, err_len) != TOTO_OK)
+        return nullptr;
+    torch::Device device = parse_device(params.device);
+    torch::ScalarType dtype = parse_dtype(params.dtype);
+    if (params.cpu_threads > 0)
+        at::set_num_threads(params.cpu_threads);
+    toto::Weights w = toto::load_weights(base + "/model.safetensors", cfg, device, dtype);
+    auto m = std::make_unique<toto_model>();
+    m->params = params;
+    m->decode.use_kv_cache = params.use_kv_cache;
+    m->net = std::make_unique<toto::Network>(cfg, std::move(w), device, dtype);
+    fill_info(m.get(), dir, cfg);
+    // The strings in params belong to the caller; keep our own copies.
+    m->params.device = m->info.device;
+    m->params.dtype = m->info.dtype;
+    return m.release();
+}
+
+int validate_series(const toto_request *r, const toto_model_params &p, char *err, size_t len) {
+    if (r->n_variates < 1 || r->n_steps < 1 || !r->values) {
+        set_error(err, len, "series: no values");
+        return TOTO_EINVAL;
+    }
+    if (r->n_variates > p.max_variates) {
+        set_error(err, len, "series: %d variates, the limit is %d", r->n_variates, p.max_variates);
+        return TOTO_EINVAL;
+    }
+    if (r->n_steps > p.max_context_length) {
+        set_error(err, len, "series: %d steps, the limit is %d (max_context_length)", r->n_steps,
+                  p.max_context_length);
+        return TOTO_EINVAL;
+    }
+    bool any_observed = false;
+    for (int64_t i = 0; i < int64_t(r->n_variates) * r->n_steps; i++) {
+        if (std::isinf(r->values[i])) {
+            set_error(err, len, "series[%lld][%lld]: infinite value", (long long)(i / r->n_steps),
+                      (long long)(i % r->n_steps));
+            return TOTO_EINVAL;
+        }
+        any_observed |= !std::isnan(r->values[i]);
+    }
+    if (!any_observed) {
+        set_error(err, len, "series: no observed value (every value is missing)");
+        return TOTO_EINVAL;
+    }
+    return TOTO_OK;
+}
+
+int validate_outputs(const toto_request *r, const toto_model_params &p, int patch, char *err,
+                     size_t len) {
+    if (r->prediction_length < 1 || r->prediction_length > p.max_prediction_length) {
+        set_error(err, len, "prediction_length: %d is outside 1..%d", r->prediction_length,
+                  p.max_prediction_length);
+        return TOTO_EINVAL;
+    }
+    if (r->num_samples < 0 || r->num_samples > p.max_num_samples) {
+        set_error(err, len, "num_samples: %d is outside 0..%d", r->num_samples, p.max_num_samples);
+        return TOTO_EINVAL;
+    }
+    if (r->n_quantiles < 0 || (r->n_quantiles > 0 && !r->quantile_levels)) {
+        set_error(err, len, "quantiles: missing levels");
+        return TOTO_EINVAL;
+    }
+    for (int i = 0; i < r->n_quantiles; i++) {
+        double q = r->quantile_levels[i];
+        if (!(q > 0.0 && q < 1.0)) {
+            set_error(err, len, "quantiles[%d]: %g is outside the open interval (0, 1)", i, q);
+            return TOTO_EINVAL;
+        }
+    }
+    if (r->n_quantiles > 0 && r->num_samples == 0 && r->prediction_length > patch) {
+        set_error(err, len,
+                  "quantiles: with num_samples 0 only the first %d steps (one patch) have exact "
+                  "quantiles; prediction_length %d needs num_samples > 0 for quantiles",
+                  patch, r->prediction_length);
+        return TOTO_EINVAL;
+    }
+    if (r->return_samples && r->num_samples == 0) {
+        set_error(err, len, "return_samples: needs num_samples > 0");
+        return TOTO_EINVAL;
+    }
+    return TOTO_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+toto_model_params toto_model_default_params(void) {
+    toto_model_params p;
+    p.device = "cpu";
+    p.dtype = "float32";
+    p.cpu_threads = 0;
+    p.max_prediction_length = 4096;
+    p.max_num_samples = 8192;
+    p.max_context_length = 16384;
+    p.max_variates = 512;
+    p.use_kv_cache = true;
+    return p;
+}
+
+toto_model *toto_model_open(const char *dir, const toto_model_params *params, char *err,
+                            size_t err_len) {
+    toto_model_params p = params ? *params : toto_model_default_params();
+    if (!dir || !p.device || !p.dtype) {
+        set_error(err, err_len, "toto_model_open: model directory, device and dtype are required");
+        return nullptr;
+    }
+    try {
+        return open_model(dir, p, err, err_len);
+    } catch (const toto::Error &e) {
+        set_error(err, err_len, "%s", e.what());
+    } catch (const c10::Error &e) {
+        set_error(err, err_len, "%s: %s", dir, e.what_without_backtrace());
+    } catch (const std::exception &e) {
+        set_error(err, err_len, "%s: %s", dir, e.what());
+    }
+    return nullptr;
+}
+
+void toto_model_free(toto_model *model) {
+    delete model;
+}
+
+void toto_model_get_info(const toto_model *model, toto_model_info *info) {
+    *info = model->info;
+}
+
+int toto_request_validate(const toto_model *model, const toto_request *req, char *err,
+                          size_t err_len) {
+    int rc = validate_series(req, model->params, err, err_len);
+    if (rc == TOTO_OK)
+        rc = validate_outputs(req, model->params, model->info.config.patch_size, err, err_len);
+    return rc;
+}
+
+int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *results, int n,
+                  char *err, size_t err_len) {
+    std::vector<toto_request> valid;
+    std::vector<int> where;
+    for (int i = 0; i < n; i++) {
+        std::memset(&results[i], 0, sizeof results[i]);
+        results[i].status =
+            toto_request_validate(model, &reqs[i], results[i].error, sizeof results[i].error);
+        if (results[i].status == TOTO_OK) {
+            valid.push_back(reqs[i]);
+            where.push_back(i);
+        }
+    }
+    try {
+        std::vector<toto_result> out(valid.size());
+        for (toto_result &r : out)
+            std::memset(&r, 0, sizeof r);
+        toto::forecast_batch(*model->net, model->decode, valid.data(), out.data(),
+                             int(valid.size()));
+        for (size_t k = 0; k < valid.size(); k++)
+            results[where[k]] = out[k];
+    } catch (const std::exception &e) {
+        // Only allocation of the bookkeeping above can land here.
+        set_error(err, err_len, "toto_forecast: %s", e.what());
+        for (int i : where) {
+            results[i].status = TOTO_ENOMEM;
+            snprintf(results[i].error, sizeof results[i].error, "toto_forecast: %s", e.what());
+        }
+        return TOTO_ENOMEM;
+    }
+    return TOTO_OK;
+}
+
+void toto_result_free(toto_result *result) {
+    if (!result)
+        return;
+    std::free(result->mean);
+    std::free(result->median);
+    std::free(result->quantiles);
+    std::free(result->samples);
+    result->mean = result->median = result->quantiles = result->samples = nullptr;
+}
+
+} // extern "C"

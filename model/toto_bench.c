@@ -1,0 +1,180 @@
+/*
+ * toto_bench.c - median latency of toto_forecast() on the workloads of
+ * upstream's published timings, printed beside them.
+ *
+ *   toto-bench --model DIR [--device D] [--dtype T] [--repeat N] [--only NAME,...]
+ *
+ * Each workload runs once to warm up, then --repeat times; a run is timed
+ * from the call to the return of every result (results are copied to host
+ * memory, so device work is complete).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "toto.h"
+
+typedef struct workload {
+    const char *name;
+    int batch, variates, context, horizon, samples;
+    double upstream_eager_ms, upstream_compiled_ms; /* H100, upstream Python (shared/TOTO.md) */
+} workload;
+
+static const workload kWorkloads[] = {
+    {"seed", 1, 1, 512, 8, 1024, 87.0, 79.0},        {"mean64", 1, 1, 512, 64, 0, 16.6, 11.5},
+    {"batch64_mean", 64, 1, 512, 64, 0, 20.2, 13.7}, {"long", 1, 1, 2048, 336, 256, 195.0, 160.0},
+    {"ett", 1, 7, 2048, 96, 256, 529.0, 485.0},
+};
+
+typedef struct options {
+    const char *model, *device, *dtype, *only;
+    int repeat;
+} options;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Daily and weekly seasonality with a trend and deterministic noise. */
+static double *make_values(int variates, int context, unsigned seed) {
+    double *v = malloc(sizeof(double) * (size_t)variates * (size_t)context);
+    for (int i = 0; v && i < variates * context; i++) {
+        int t = i % context;
+        seed = seed * 1664525u + 1013904223u;
+        double noise = ((seed >> 9) & 0xffff) / 65536.0 - 0.5;
+        v[i] = 10 + 0.01 * t + 3 * sin(t * 2 * M_PI / 24) + sin(t * 2 * M_PI / 168) + noise;
+    }
+    return v;
+}
+
+/* Runs one workload; returns the median in ms, or -1 with a message printed. */
+static double time_workload(toto_model *m, const workload *w, int repeat) {
+    toto_request *reqs = calloc((size_t)w->batch, sizeof *reqs);
+    toto_result *res = calloc((size_t)w->batch, sizeof *res);
+    double *values = make_values(w->variates, w->context, 1);
+    double *times = calloc((size_t)repeat + 1, sizeof *times);
+    double median = -1;
+    if (!reqs || !res || !values || !times)
+        goto done;
+    for (int b = 0; b < w->batch; b++)
+        reqs[b] = (toto_request){.n_variates = w->variates,
+                                 .n_steps = w->context,
+                                 .values = values,
+                                 .prediction_length = w->horizon,
+                                 .num_samples = w->samples,
+                                 .seed = (uint64_t)b};
+    for (int i = 0; i <= repeat; i++) {
+        char err[512] = "";
+        double t0 = now_ms();
+        int rc = toto_forecast(m, reqs, res, w->batch, err, sizeof err);
+        times[i] = now_ms() - t0;
+        for (int b = 0; b < w->batch; b++) {
+            if (rc == TOTO_OK && res[b].status != TOTO_OK)
+                snprintf(err, sizeof err, "%s", res[b].error), rc = res[b].status;
+            toto_result_free(&res[b]);
+        }
+        if (rc != TOTO_OK) {
+            fprintf(stderr, "toto-bench: %s: %s\n", w->name, err);
+            goto done;
+        }
+    }
+    qsort(times + 1, (size_t)repeat, sizeof(double), cmp_double); /* times[0] is the warm-up */
+    median = times[1 + repeat / 2];
+done:
+    free(reqs);
+    free(res);
+    free(values);
+    free(times);
+    return median;
+}
+
+static int selected(const options *o, const char *name) {
+    if (!o->only)
+        return 1;
+    size_t n = strlen(name);
+    for (const char *p = strstr(o->only, name); p; p = strstr(p + 1, name))
+        if ((p == o->only || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, options *o) {
+    *o = (options){NULL, "cpu", "float32", NULL, 10};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            printf("usage: toto-bench --model DIR [--device cpu|cuda[:N]] [--dtype float32|float64]"
+                   " [--repeat N] [--only seed,mean64,...]\n");
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "toto-bench: %s needs a value (see --help)\n", a);
+            return -1;
+        }
+        if (!strcmp(a, "--model"))
+            o->model = v;
+        else if (!strcmp(a, "--device"))
+            o->device = v;
+        else if (!strcmp(a, "--dtype"))
+            o->dtype = v;
+        else if (!strcmp(a, "--only"))
+            o->only = v;
+        else if (!strcmp(a, "--repeat"))
+            o->repeat = atoi(v);
+        else {
+            fprintf(stderr, "toto-bench: unknown option %s (see --help)\n", a);
+            return -1;
+        }
+        i++;
+    }
+    if (!o->model || o->repeat < 1) {
+        fprintf(stderr, "toto-bench: --model DIR is required and --repeat must be >= 1\n");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    toto_model_params p = toto_model_default_params();
+    p.device = o.device;
+    p.dtype = o.dtype;
+    char err[1024];
+    toto_model *m = toto_model_open(o.model, &p, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "toto-bench: %s\n", err);
+        return 1;
+    }
+    toto_model_info info;
+    toto_model_get_info(m, &info);
+    printf("# model %s: %lld parameters, device %s, dtype %s, path %s, median of %d\n", info.name,
+           (long long)info.num_params, info.device, info.dtype, info.path, o.repeat);
+    printf("| workload | B x V | context | horizon | samples | totod ms | upstream eager ms | "
+           "upstream compiled ms | vs eager | vs compiled |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    int failed = 0;
+    for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++) {
+        const workload *w = &kWorkloads[i];
+        if (!selected(&o, w->name))
+            continue;
+        double ms = time_workload(m, w, o.repeat);
+        failed |= ms < 0;
+        printf("| %s | %dx%d | %d | %d | %d | %.3f | %.1f | %.1f | %.1fx | %.1fx |\n", w->name,
+               w->batch, w->variates, w->context, w->horizon, w->samples, ms, w->upstream_eager_ms,
+               w->upstream_compiled_ms, w->upstream_eager_ms / ms, w->upstream_compiled_ms / ms);
+        fflush(stdout);
+    }
+    toto_model_free(m);
+    return failed ? 1 : 0;
+}
