@@ -185,23 +185,40 @@ at::Generator seeded_generator(torch::Device device, uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
 }
 
+// The first predicted patch's mixture for every request of a context pass,
+// copied to the host once.
+struct HostHead {
+    int64_t V = 0;
+    torch::Tensor params; // [4, B, V, P, K]: weights, df, loc, scale
+    torch::Tensor stats;  // [2, B*V]: scaler mean and scale of the last patch
+};
+
+HostHead host_head(const Paths &c) {
+    HostHead h;
+    h.V = c.V;
+    h.params = torch::stack({c.head.probs, c.head.df, c.head.loc, c.head.scale})
+                   .to(torch::kCPU, torch::kFloat64)
+                   .contiguous();
+    h.stats = torch::stack({c.mean, c.scale}).to(torch::kCPU, torch::kFloat64).contiguous();
+    return h;
+}
+
 std::vector<double> to_vector(const torch::Tensor &t) {
-    auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
+    auto c = t.contiguous();
     return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-// The first predicted patch's mixture of request b of a context pass.
-FirstPatch first_patch_of(const Paths &c, int64_t b) {
+FirstPatch first_patch_of(const HostHead &h, int64_t b) {
     FirstPatch fp;
-    fp.V = c.V;
-    fp.P = c.head.df.size(2);
-    fp.K = c.head.df.size(3);
-    fp.w = to_vector(c.head.probs[b]);
-    fp.df = to_vector(c.head.df[b]);
-    fp.loc = to_vector(c.head.loc[b]);
-    fp.scale = to_vector(c.head.scale[b]);
-    fp.mean = to_vector(c.mean.narrow(0, b * c.V, c.V));
-    fp.sd = to_vector(c.scale.narrow(0, b * c.V, c.V));
+    fp.V = h.V;
+    fp.P = h.params.size(3);
+    fp.K = h.params.size(4);
+    fp.w = to_vector(h.params[0][b]);
+    fp.df = to_vector(h.params[1][b]);
+    fp.loc = to_vector(h.params[2][b]);
+    fp.scale = to_vector(h.params[3][b]);
+    fp.mean = to_vector(h.stats[0].narrow(0, b * h.V, h.V));
+    fp.sd = to_vector(h.stats[1].narrow(0, b * h.V, h.V));
     return fp;
 }
 
@@ -217,6 +234,7 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
         idx.push_back(int64_t(i));
     }
     Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
+    const HostHead first = host_head(ctx);
     std::vector<torch::Tensor> patches;
     for (int64_t s = 0; s < steps; s++) {
         if (s > 0)
@@ -226,14 +244,15 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
     auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
     for (size_t i = 0; i < reqs.size(); i++) {
         auto mine = values.narrow(0, int64_t(i) * ctx.V, ctx.V).contiguous();
-        fill_result(*reqs[i], first_patch_of(ctx, int64_t(i)), mine.data_ptr<double>(), 0,
+        fill_result(*reqs[i], first_patch_of(first, int64_t(i)), mine.data_ptr<double>(), 0,
                     steps * P, results[i]);
     }
 }
 
 // A sampled forecast: N paths sharing one context pass.
-void run_sampled_request(const Network &net, const DecodeOptions &opt, const Paths &ctx, int64_t b,
-                         const toto_request &r, toto_result *result) {
+void run_sampled_request(const Network &net, const DecodeOptions &opt, const Paths &ctx,
+                         const HostHead &first, int64_t b, const toto_request &r,
+                         toto_result *result) {
     const int64_t P = net.config().patch_size, steps = ceil_div(r.prediction_length, P);
     at::Generator gen = seeded_generator(net.device(), r.seed);
     Paths p = fork_paths(net, opt, ctx, {b}, r.num_samples, steps);
@@ -244,7 +263,7 @@ void run_sampled_request(const Network &net, const DecodeOptions &opt, const Pat
         patches.push_back(sample_patch(p, net.dtype(), gen));
     }
     auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [N*V, steps*P]
-    fill_result(r, first_patch_of(ctx, b), values.data_ptr<double>(), r.num_samples, steps * P,
+    fill_result(r, first_patch_of(first, b), values.data_ptr<double>(), r.num_samples, steps * P,
                 result);
 }
 
@@ -271,8 +290,9 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
         run_mean_requests(net, opt, ctx, group_reqs, group_results);
         return;
     }
+    const HostHead first = host_head(ctx);
     for (size_t b = 0; b < members.size(); b++)
-        run_sampled_request(net, opt, ctx, int64_t(b), *group_reqs[b], group_results[b]);
+        run_sampled_request(net, opt, ctx, first, int64_t(b), *group_reqs[b], group_results[b]);
 }
 
 std::string message_of(const c10::Error &e) {

@@ -57,6 +57,13 @@ struct KVCache {
     int64_t groups = 1; // G
 };
 
+// Rotary tables for the positions of one call (and its causal mask).
+struct Positions {
+    int64_t offset = 0;
+    torch::Tensor cos, sin, scale, inv_scale; // [n, d]
+    torch::Tensor future;                     // [n, n] true above the diagonal; n > 1 only
+};
+
 // Mixture head outputs, each [..., K].
 struct HeadOut {
     torch::Tensor df, loc, scale, probs;
@@ -101,12 +108,13 @@ class Network {
 
   private:
     torch::Tensor attention_time(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
-                                 KVCache *cache) const;
+                                 const Positions &pos, KVCache *cache) const;
     torch::Tensor attention_space(const LayerWeights &L, const torch::Tensor &x,
                                   const torch::Tensor &ids) const;
     torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
     torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
-    void rotate(torch::Tensor &q, torch::Tensor &k, int64_t offset) const;
+    Positions positions(int64_t offset, int64_t n) const;
+    void rotate(torch::Tensor &q, torch::Tensor &k, const Positions &pos) const;
 
     toto_config cfg_;
     Weights w_;

@@ -61,26 +61,36 @@ torch::Tensor Network::embed(const torch::Tensor &patches) const {
     return torch::linear(patches, w_.patch_w, w_.patch_b);
 }
 
-// q, k: [rows, heads, n, d] at positions offset..offset+n-1. xPos centres its
-// scale on floor(last position / 2) of this call, so cached keys keep the
-// centre of the call that made them (as upstream does).
-void Network::rotate(torch::Tensor &q, torch::Tensor &k, int64_t offset) const {
-    int64_t n = q.size(2);
+// Rotary tables for positions offset..offset+n-1, shared by every TIME layer
+// of one call. xPos centres its scale on floor(last position / 2) of this
+// call, so cached keys keep the centre of the call that made them (as
+// upstream does).
+Positions Network::positions(int64_t offset, int64_t n) const {
     auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
     auto t = torch::arange(offset, offset + n, opts);
     double centre = std::floor(double(offset + n - 1) / 2.0);
     auto power = (t - centre) / 512.0;
     auto scale = torch::pow(zeta_.unsqueeze(0), power.unsqueeze(1)); // [n, d/2]
-    scale = torch::cat({scale, scale}, -1);
+    Positions pos;
+    pos.offset = offset;
+    pos.scale = torch::cat({scale, scale}, -1);
+    pos.inv_scale = pos.scale.pow(-1);
     auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
-    auto cos = angles.cos(), sin = angles.sin();
-    auto inv_scale = scale.pow(-1);
-    q = q * cos * scale + rotate_pairs(q) * sin * scale;
-    k = k * cos * inv_scale + rotate_pairs(k) * sin * inv_scale;
+    pos.cos = angles.cos();
+    pos.sin = angles.sin();
+    if (n > 1)
+        pos.future = torch::ones({n, n}, opts.dtype(torch::kBool)).triu(1);
+    return pos;
+}
+
+// q, k: [rows, heads, n, d]; the same arithmetic order as upstream.
+void Network::rotate(torch::Tensor &q, torch::Tensor &k, const Positions &pos) const {
+    q = q * pos.cos * pos.scale + rotate_pairs(q) * pos.sin * pos.scale;
+    k = k * pos.cos * pos.inv_scale + rotate_pairs(k) * pos.sin * pos.inv_scale;
 }
 
 torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor &x,
-                                      size_t time_idx, KVCache *cache) const {
+                                      size_t time_idx, const Positions &pos, KVCache *cache) const {
     const int64_t B = x.size(0), V = x.size(1), S = x.size(2), nh = cfg_.num_heads;
     const int64_t d = head_dim_;
     // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]
@@ -91,18 +101,16 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
 
     bool decoding = cache && cache->prefix_len > 0;
     if (!decoding) {
-        rotate(q, k, 0);
+        rotate(q, k, pos);
         if (cache) {
             cache->prefix_k[time_idx] = k.contiguous();
             cache->prefix_v[time_idx] = v.contiguous();
         }
         auto scores = torch::matmul(q, k.transpose(-1, -2)) * inv_sqrt_d;
-        auto future =
-            torch::ones({S, S}, torch::TensorOptions().dtype(torch::kBool).device(device_)).triu(1);
-        out = torch::matmul(masked_softmax(scores, future), v);
+        out = torch::matmul(masked_softmax(scores, pos.future), v);
     } else {
         TORCH_CHECK(S == 1, "decoding takes one patch at a time");
-        const int64_t G = cache->groups, R = B * V / G, pos = cache->prefix_len + cache->suffix_len;
+        const int64_t G = cache->groups, R = B * V / G;
         rotate(q, k, pos);
         int64_t len = cache->suffix_len + 1;
         auto &sk = cache->suffix_k[time_idx], &sv = cache->suffix_v[time_idx];
@@ -144,10 +152,14 @@ torch::Tensor Network::attention_space(const LayerWeights &L, const torch::Tenso
 torch::Tensor Network::backbone(const torch::Tensor &patches, const torch::Tensor &ids,
                                 KVCache *cache, std::vector<torch::Tensor> *layer_outs) const {
     auto x = embed(patches);
+    const bool decoding = cache && cache->prefix_len > 0;
+    const Positions pos =
+        positions(decoding ? cache->prefix_len + cache->suffix_len : 0, patches.size(2));
     size_t time_idx = 0;
     for (const LayerWeights &L : w_.layers) {
         auto h = rms_norm(x, L.norm1);
-        x = x + (L.is_space ? attention_space(L, h, ids) : attention_time(L, h, time_idx++, cache));
+        x = x + (L.is_space ? attention_space(L, h, ids)
+                            : attention_time(L, h, time_idx++, pos, cache));
         x = x + mlp(L, rms_norm(x, L.norm2));
         if (layer_outs)
             layer_outs->push_back(x);

@@ -1,5 +1,8 @@
-// result_stats.cc - mean, median, quantiles and samples of one result.
+// result_stats.cc - mean, median, quantiles and samples of one result (host
+// side; uses only ATen's thread pool).
 #include "result_stats.h"
+
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -76,9 +79,13 @@ void fill_result(const toto_request &r, const FirstPatch &fp, const double *path
     if (r.return_samples && N > 0)
         res->samples = alloc_values(N * V * h);
 
-    std::vector<double> column(size_t(std::max<int64_t>(N, 1)));
-    for (int64_t v = 0; v < V; v++) {
-        for (int64_t t = 0; t < h; t++) {
+    // Exact quantiles invert a mixture CDF (tens of microseconds each) and
+    // sorting paths is N log N: spread the (variate, step) cells over the
+    // intra-op threads. Each cell writes only its own entries.
+    at::parallel_for(0, V * h, 1, [&](int64_t begin, int64_t end) {
+        std::vector<double> column(size_t(std::max<int64_t>(N, 1)));
+        for (int64_t cell = begin; cell < end; cell++) {
+            const int64_t v = cell / h, t = cell % h;
             if (N == 0)
                 res->mean[v * h + t] = paths[v * stride + t];
             if (t < exact_steps)
@@ -86,7 +93,7 @@ void fill_result(const toto_request &r, const FirstPatch &fp, const double *path
             else if (N > 0)
                 fill_sampled_step(r, paths, N, stride, v, t, column, res);
         }
-    }
+    });
     for (int64_t n = 0; res->samples && n < N; n++)
         for (int64_t v = 0; v < V; v++)
             for (int64_t t = 0; t < h; t++)
