@@ -228,29 +228,73 @@ typedef struct bracket_t {
     double lo, hi, rlo, rhi;
 } bracket_t;
 
-/* Moves one end outward by a doubling step until F brackets target. The
- * starting ends are the extreme locations, the step the largest scale, so
- * even df near 2 (quantiles ~ 1/sqrt(q) scales out) needs few doublings. */
-static int find_bracket(const mixture_t *m, double target, bracket_t *b) {
-    double lo = m->loc[0], hi = m->loc[0], step = m->scale[0];
-    for (int k = 1; k < m->k; k++) {
-        lo = fmin(lo, m->loc[k]);
-        hi = fmax(hi, m->loc[k]);
-        step = fmax(step, m->scale[k]);
+/* A rough standard normal quantile (|error| < 5e-3): only a starting point. */
+static double rough_normal_quantile(double q) {
+    double p = q < 0.5 ? q : 1.0 - q;
+    double t = sqrt(-2.0 * log(p));
+    double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) /
+                       (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    return q < 0.5 ? -z : z;
+}
+
+/* Mean and spread of the mixture, a Student-t's variance capped where df is
+ * near 2 (infinite there): they only place the first guess and the step of
+ * the outward search. */
+static void mixture_spread(const mixture_t *m, double *mean, double *spread) {
+    double mu = 0.0, var = 0.0, wsum = 0.0;
+    for (int k = 0; k < m->k; k++) {
+        mu += m->w[k] * m->loc[k];
+        wsum += m->w[k];
     }
-    double s = step;
-    while ((b->rlo = mixture_cdf(m, lo) - target) >= 0.0 && isfinite(lo)) {
-        lo -= s;
-        s *= 2.0;
+    mu /= wsum;
+    for (int k = 0; k < m->k; k++) {
+        double v = m->df[k] > 2.5 ? m->df[k] / (m->df[k] - 2.0) : 5.0;
+        double d = m->loc[k] - mu;
+        var += m->w[k] * (m->scale[k] * m->scale[k] * v + d * d);
     }
-    s = step;
-    while ((b->rhi = mixture_cdf(m, hi) - target) < 0.0 && isfinite(hi)) {
-        hi += s;
-        s *= 2.0;
+    *mean = mu;
+    *spread = sqrt(var / wsum);
+}
+
+static double mixture_pdf(const mixture_t *m, double x);
+
+/* Brackets the root starting from a normal approximation of the mixture:
+ * Newton steps stretched by a quarter cross the root in a step or two on the
+ * usual unimodal head; where Newton is unusable the end moves outward by a
+ * doubling step. Returns the bracket and, in x0, the better point to go on from. */
+static int find_bracket(const mixture_t *m, double q, double target, bracket_t *b, double *x0) {
+    double mean, spread;
+    mixture_spread(m, &mean, &spread);
+    double x = mean + spread * rough_normal_quantile(q), width = spread;
+    b->lo = -INFINITY;
+    b->hi = INFINITY;
+    b->rlo = -INFINITY;
+    b->rhi = INFINITY;
+    if (!isfinite(x) || !(spread > 0.0))
+        return 0;
+    for (int it = 0; it < QUANT_ITER; it++) {
+        double r = mixture_cdf(m, x) - target;
+        if (isnan(r))
+            return 0;
+        if (r < 0.0) {
+            b->lo = x;
+            b->rlo = r;
+        } else {
+            b->hi = x;
+            b->rhi = r;
+        }
+        if (isfinite(b->lo) && isfinite(b->hi))
+            break;
+        double dens = mixture_pdf(m, x), step = dens > 0.0 ? -1.25 * r / dens : NAN;
+        if (!(fabs(step) > 0.0 && fabs(step) < 64.0 * width) || (r < 0.0) != (step > 0.0))
+            step = r < 0.0 ? width : -width;
+        width = fmax(width, fabs(step)) * 2.0;
+        x += step;
+        if (!isfinite(x))
+            return 0;
     }
-    b->lo = lo;
-    b->hi = hi;
-    return isfinite(lo) && isfinite(hi) && !isnan(b->rlo) && !isnan(b->rhi);
+    *x0 = -b->rlo < b->rhi ? b->lo : b->hi;
+    return isfinite(b->lo) && isfinite(b->hi);
 }
 
 /* The smallest step worth taking at x: about one ulp, with a floor tied to
@@ -293,9 +337,10 @@ double mixture_quantile(const mixture_t *m, double q) {
         wsum += m->w[k];
     double target = q * wsum;
     bracket_t b;
-    if (!find_bracket(m, target, &b)) /* NaN parameters, or a root beyond DBL_MAX */
-        return isnan(b.rlo) || isnan(b.rhi) ? NAN : isfinite(b.lo) ? b.hi : b.lo;
-    double x = midpoint(&b), step_prev = b.hi - b.lo;
+    double x = NAN;
+    if (!find_bracket(m, q, target, &b, &x)) /* NaN parameters, or a root beyond DBL_MAX */
+        return NAN;
+    double step_prev = b.hi - b.lo;
     for (int it = 0; it < QUANT_ITER; it++) {
         double resid = mixture_cdf(m, x) - target;
         if (resid == 0.0)
