@@ -340,7 +340,9 @@ double mixture_quantile(const mixture_t *m, double q) {
     double x = NAN;
     if (!find_bracket(m, q, target, &b, &x)) /* NaN parameters, or a root beyond DBL_MAX */
         return NAN;
-    double step_prev = b.hi - b.lo;
+    double step_prev = b.hi - b.lo, smin = m->scale[0];
+    for (int k = 1; k < m->k; k++)
+        smin = fmin(smin, m->scale[k]);
     for (int it = 0; it < QUANT_ITER; it++) {
         double resid = mixture_cdf(m, x) - target;
         if (resid == 0.0)
@@ -355,6 +357,12 @@ double mixture_quantile(const mixture_t *m, double q) {
         if (b.hi - b.lo <= x_resolution(m, x))
             break;
         double xn = next_point(m, x, resid, step_prev, &b);
+        /* Newton's error after a step is about (F''/F') step^2, and F''/F'
+         * is at most ~1/smin: a step this small leaves ~1e-18 smin. Near
+         * the ulp scale the bracket's own closing picks the better end. */
+        double step = fabs(xn - x);
+        if (xn != midpoint(&b) && step <= 1e-9 * smin && step > 16.0 * x_resolution(m, x))
+            return xn;
         step_prev = fabs(xn - x);
         x = xn;
     }
