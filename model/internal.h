@@ -23,7 +23,9 @@ struct Error : std::runtime_error {
 struct LayerWeights {
     bool is_space; // SPACE layers attend across variates; TIME layers along patches
     torch::Tensor norm1, norm2;
-    torch::Tensor wqkv, bqkv; // rows reordered head-major at load: (which, head, j)
+    // Rows reordered head-major at load, (which, head, j), and the query rows
+    // prescaled by 1/sqrt(head dim) so attention needs no separate scaling.
+    torch::Tensor wqkv, bqkv;
     torch::Tensor wo, bo;
     torch::Tensor w12, b12; // D -> 2H (gate, value)
     torch::Tensor w3, b3;   // H -> D
@@ -60,8 +62,10 @@ struct KVCache {
 // Rotary tables for the positions of one call (and its causal mask).
 struct Positions {
     int64_t offset = 0;
-    torch::Tensor cos, sin, scale, inv_scale; // [n, d]
-    torch::Tensor future;                     // [n, n] true above the diagonal; n > 1 only
+    // [2, 1, 1, n, d] for queries and keys: cos * xPos scale, and sin * xPos
+    // scale with the sign of rotate_half (negative on even features).
+    torch::Tensor cos, sin;
+    torch::Tensor future; // [n, n] true above the diagonal; n > 1 only
 };
 
 // Mixture head outputs, each [..., K].
@@ -114,7 +118,7 @@ class Network {
     torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
     torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
     Positions positions(int64_t offset, int64_t n) const;
-    void rotate(torch::Tensor &q, torch::Tensor &k, const Positions &pos) const;
+    torch::Tensor rotate(const torch::Tensor &qk, const Positions &pos) const;
 
     toto_config cfg_;
     Weights w_;
@@ -123,6 +127,7 @@ class Network {
     int64_t head_dim_;
     torch::Tensor inv_freq_; // [d/2], evaluated in float32 like upstream
     torch::Tensor zeta_;     // [d/2], xPos bases, float32 then converted
+    torch::Tensor rot_sign_; // [d]: -1, +1, -1, ...
 };
 
 // The causal patch scaler (float64). init() scales a context; extend() takes

@@ -12,11 +12,10 @@ namespace {
 using torch::indexing::None;
 using torch::indexing::Slice;
 
-// rotate_half for adjacent pairs: (x0, x1) -> (-x1, x0).
-torch::Tensor rotate_pairs(const torch::Tensor &x) {
-    auto pairs = x.unflatten(-1, {x.size(-1) / 2, 2});
-    auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
-    return torch::stack({-x1, x0}, -1).flatten(-2);
+// Adjacent pairs swapped: (x0, x1) -> (x1, x0). With the sign folded into
+// the sine table this is upstream's rotate_half in one kernel.
+torch::Tensor swap_pairs(const torch::Tensor &x) {
+    return x.unflatten(-1, {x.size(-1) / 2, 2}).flip(-1).flatten(-2);
 }
 
 double dtype_eps(torch::ScalarType t) {
@@ -44,6 +43,8 @@ Network::Network(const toto_config &cfg, Weights w, torch::Device device, torch:
     inv_freq_ =
         (1.0 / torch::pow(torch::tensor(10000.0f), j2 / float(head_dim_))).to(dtype_).to(device_);
     zeta_ = ((j2 + 0.4f * float(head_dim_)) / (1.4f * float(head_dim_))).to(dtype_).to(device_);
+    // rot(x)_2j = -x_2j+1: the sign of the swapped pair goes into the sine table.
+    rot_sign_ = torch::tensor({-1.0, 1.0}).repeat({head_dim_ / 2}).to(dtype_).to(device_);
 }
 
 torch::Tensor Network::rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const {
@@ -71,22 +72,22 @@ Positions Network::positions(int64_t offset, int64_t n) const {
     double centre = std::floor(double(offset + n - 1) / 2.0);
     auto power = (t - centre) / 512.0;
     auto scale = torch::pow(zeta_.unsqueeze(0), power.unsqueeze(1)); // [n, d/2]
+    scale = torch::cat({scale, scale}, -1);
+    auto scales = torch::stack({scale, scale.pow(-1)}); // queries, keys: [2, n, d]
+    auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
     Positions pos;
     pos.offset = offset;
-    pos.scale = torch::cat({scale, scale}, -1);
-    pos.inv_scale = pos.scale.pow(-1);
-    auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
-    pos.cos = angles.cos();
-    pos.sin = angles.sin();
+    pos.cos = (angles.cos() * scales).view({2, 1, 1, n, head_dim_});
+    pos.sin = (angles.sin() * rot_sign_ * scales).view({2, 1, 1, n, head_dim_});
     if (n > 1)
         pos.future = torch::ones({n, n}, opts.dtype(torch::kBool)).triu(1);
     return pos;
 }
 
-// q, k: [rows, heads, n, d]; the same arithmetic order as upstream.
-void Network::rotate(torch::Tensor &q, torch::Tensor &k, const Positions &pos) const {
-    q = q * pos.cos * pos.scale + rotate_pairs(q) * pos.sin * pos.scale;
-    k = k * pos.cos * pos.inv_scale + rotate_pairs(k) * pos.sin * pos.inv_scale;
+// qk: queries and keys stacked, [2, rows, heads, n, d]; xPos scales queries
+// up and keys down.
+torch::Tensor Network::rotate(const torch::Tensor &qk, const Positions &pos) const {
+    return qk * pos.cos + swap_pairs(qk) * pos.sin;
 }
 
 torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor &x,
@@ -95,23 +96,21 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
     const int64_t d = head_dim_;
     // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]
     auto qkv = torch::linear(x, L.wqkv, L.bqkv).view({B * V, S, 3, nh, d}).permute({2, 0, 3, 1, 4});
-    auto q = qkv[0], k = qkv[1], v = qkv[2];
-    const double inv_sqrt_d = 1.0 / std::sqrt(double(d));
+    auto qk = rotate(qkv.narrow(0, 0, 2), pos);
+    auto q = qk[0], k = qk[1], v = qkv[2];
     torch::Tensor out;
 
     bool decoding = cache && cache->prefix_len > 0;
     if (!decoding) {
-        rotate(q, k, pos);
         if (cache) {
             cache->prefix_k[time_idx] = k.contiguous();
             cache->prefix_v[time_idx] = v.contiguous();
         }
-        auto scores = torch::matmul(q, k.transpose(-1, -2)) * inv_sqrt_d;
+        auto scores = torch::matmul(q, k.transpose(-1, -2));
         out = torch::matmul(masked_softmax(scores, pos.future), v);
     } else {
         TORCH_CHECK(S == 1, "decoding takes one patch at a time");
         const int64_t G = cache->groups, R = B * V / G;
-        rotate(q, k, pos);
         int64_t len = cache->suffix_len + 1;
         auto &sk = cache->suffix_k[time_idx], &sv = cache->suffix_v[time_idx];
         sk.select(2, len - 1).copy_(k.select(2, 0));
@@ -120,10 +119,10 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
         const auto &pk = cache->prefix_k[time_idx], &pv = cache->prefix_v[time_idx];
         const int64_t P0 = pk.size(2);
         // All G paths of a prefix row query its keys as one [G, d] block.
-        auto qg = q.reshape({G, R, nh, d}).permute({1, 2, 0, 3});          // [R, nh, G, d]
-        auto s_pre = torch::matmul(qg, pk.transpose(-1, -2)) * inv_sqrt_d; // [R, nh, G, P0]
+        auto qg = q.reshape({G, R, nh, d}).permute({1, 2, 0, 3}); // [R, nh, G, d]
+        auto s_pre = torch::matmul(qg, pk.transpose(-1, -2));     // [R, nh, G, P0]
         s_pre = s_pre.permute({2, 0, 1, 3}).reshape({G * R, nh, 1, P0});
-        auto s_suf = torch::matmul(q, keys.transpose(-1, -2)) * inv_sqrt_d; // [GR, nh, 1, len]
+        auto s_suf = torch::matmul(q, keys.transpose(-1, -2)); // [GR, nh, 1, len]
         auto p = torch::softmax(torch::cat({s_pre, s_suf}, -1), -1);
         auto p_pre = p.narrow(-1, 0, P0).reshape({G, R, nh, P0}).permute({1, 2, 0, 3});
         auto o_pre = torch::matmul(p_pre, pv).permute({2, 0, 1, 3}).reshape({G * R, nh, 1, d});
@@ -142,7 +141,7 @@ torch::Tensor Network::attention_space(const LayerWeights &L, const torch::Tenso
     auto qkv =
         torch::linear(x, L.wqkv, L.bqkv).view({B, V, S, 3, nh, d}).permute({3, 0, 2, 4, 1, 5});
     auto q = qkv[0], k = qkv[1], v = qkv[2];
-    auto scores = torch::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(double(d)));
+    auto scores = torch::matmul(q, k.transpose(-1, -2));
     auto blocked = (ids.unsqueeze(2) != ids.unsqueeze(1)).view({B, 1, 1, V, V});
     auto out = torch::matmul(masked_softmax(scores, blocked), v); // [B, S, nh, V, d]
     out = out.permute({0, 3, 1, 2, 4}).reshape({B, V, S, nh * d});

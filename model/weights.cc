@@ -1,5 +1,6 @@
 // weights.cc - checkpoint tensors -> libtorch, every tensor checked against
 // the config before any is used.
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -117,11 +118,16 @@ class TensorReader {
 };
 
 // Upstream orders QKV features (which, j, head); reordering the rows once to
-// (which, head, j) lets every head be a contiguous slice afterwards.
+// (which, head, j) lets every head be a contiguous slice afterwards. The
+// softmax's 1/sqrt(d) is folded into the queries: rotation is linear, so
+// (q/sqrt(d)).k equals (q.k)/sqrt(d).
 void reorder_qkv_head_major(LayerWeights &L, int64_t D, int64_t heads) {
     int64_t d = D / heads;
     L.wqkv = L.wqkv.view({3, d, heads, D}).permute({0, 2, 1, 3}).reshape({3 * D, D}).contiguous();
     L.bqkv = L.bqkv.view({3, d, heads}).permute({0, 2, 1}).reshape({3 * D}).contiguous();
+    const double inv_sqrt_d = 1.0 / std::sqrt(double(d));
+    L.wqkv.narrow(0, 0, D).mul_(inv_sqrt_d);
+    L.bqkv.narrow(0, 0, D).mul_(inv_sqrt_d);
 }
 
 LayerWeights load_layer(TensorReader &r, const toto_config &cfg, int i, bool is_space) {
