@@ -68,8 +68,10 @@ struct Paths {
     int64_t prefix = 0;           // context length (global statistics window)
 };
 
-// The context pass for requests sharing V and padded length.
-Paths run_context(const Network &net, const DecodeOptions &opt, const std::vector<Series> &batch) {
+// The context pass for requests sharing V and padded length. Keys and values
+// are kept only when a later patch will be decoded.
+Paths run_context(const Network &net, const DecodeOptions &opt, const std::vector<Series> &batch,
+                  bool will_decode) {
     const toto_config &cfg = net.config();
     const int64_t V = batch[0].x.size(0), P = cfg.patch_size;
     std::vector<torch::Tensor> xs, ws, ids;
@@ -85,7 +87,7 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
     auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
     auto z = scale_patches(c.hist_x, mean, scale, V, P, net.dtype());
     c.cache = net.make_cache();
-    auto hidden = net.backbone(z, c.ids, opt.use_kv_cache ? &c.cache : nullptr);
+    auto hidden = net.backbone(z, c.ids, opt.use_kv_cache && will_decode ? &c.cache : nullptr);
     c.head = net.head(hidden.select(2, z.size(2) - 1));
     c.mean = mean.select(1, mean.size(1) - 1);
     c.scale = scale.select(1, scale.size(1) - 1);
@@ -113,6 +115,8 @@ Paths fork_paths(const Network &net, const DecodeOptions &opt, const Paths &c,
     p.mean = c.mean.index_select(0, rows).repeat({groups});
     p.scale = c.scale.index_select(0, rows).repeat({groups});
     p.head = select_head(c.head, bidx, groups);
+    if (steps <= 1) // the first patch needs nothing more
+        return p;
     p.scaler.fork(rows, groups);
     if (opt.use_kv_cache)
         p.cache = net.fork_cache(c.cache, rows, groups, steps);
@@ -242,17 +246,18 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
         patches.push_back(mixture_mean_patch(p, net.dtype()));
     }
     auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
-    for (size_t i = 0; i < reqs.size(); i++) {
-        auto mine = values.narrow(0, int64_t(i) * ctx.V, ctx.V).contiguous();
-        fill_result(*reqs[i], first_patch_of(first, int64_t(i)), mine.data_ptr<double>(), 0,
-                    steps * P, results[i]);
-    }
+    std::vector<ResultJob> jobs;
+    for (size_t i = 0; i < reqs.size(); i++)
+        jobs.push_back({reqs[i], first_patch_of(first, int64_t(i)),
+                        values.data_ptr<double>() + int64_t(i) * ctx.V * steps * P, 0, steps * P,
+                        results[i]});
+    fill_results(jobs);
 }
 
-// A sampled forecast: N paths sharing one context pass.
-void run_sampled_request(const Network &net, const DecodeOptions &opt, const Paths &ctx,
-                         const HostHead &first, int64_t b, const toto_request &r,
-                         toto_result *result) {
+// A sampled forecast: N paths sharing one context pass. Returns the decoded
+// values, [N*V, steps*P] on the host.
+torch::Tensor run_sampled_request(const Network &net, const DecodeOptions &opt, const Paths &ctx,
+                                  int64_t b, const toto_request &r) {
     const int64_t P = net.config().patch_size, steps = ceil_div(r.prediction_length, P);
     at::Generator gen = seeded_generator(net.device(), r.seed);
     Paths p = fork_paths(net, opt, ctx, {b}, r.num_samples, steps);
@@ -262,9 +267,7 @@ void run_sampled_request(const Network &net, const DecodeOptions &opt, const Pat
             advance(net, opt, p, patches.back());
         patches.push_back(sample_patch(p, net.dtype(), gen));
     }
-    auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [N*V, steps*P]
-    fill_result(r, first_patch_of(first, b), values.data_ptr<double>(), r.num_samples, steps * P,
-                result);
+    return torch::cat(patches, 1).to(torch::kCPU).contiguous();
 }
 
 void fail_result(toto_result *res, int code, const std::string &msg) {
@@ -277,22 +280,32 @@ void fail_result(toto_result *res, int code, const std::string &msg) {
 // sampled): one context pass for all of them.
 void run_group(const Network &net, const DecodeOptions &opt, const std::vector<int> &members,
                const toto_request *reqs, toto_result *results) {
+    const int64_t P = net.config().patch_size;
     std::vector<Series> batch;
     std::vector<const toto_request *> group_reqs;
     std::vector<toto_result *> group_results;
+    bool will_decode = false;
     for (int i : members) {
-        batch.push_back(pad_series(reqs[i], net.config().patch_size));
+        batch.push_back(pad_series(reqs[i], P));
         group_reqs.push_back(&reqs[i]);
         group_results.push_back(&results[i]);
+        will_decode |= reqs[i].prediction_length > P;
     }
-    Paths ctx = run_context(net, opt, batch);
+    Paths ctx = run_context(net, opt, batch, will_decode);
     if (reqs[members[0]].num_samples == 0) {
         run_mean_requests(net, opt, ctx, group_reqs, group_results);
         return;
     }
     const HostHead first = host_head(ctx);
-    for (size_t b = 0; b < members.size(); b++)
-        run_sampled_request(net, opt, ctx, first, int64_t(b), *group_reqs[b], group_results[b]);
+    std::vector<torch::Tensor> values; // keeps the paths alive until the results are filled
+    std::vector<ResultJob> jobs;
+    for (size_t b = 0; b < members.size(); b++) {
+        const toto_request &r = *group_reqs[b];
+        values.push_back(run_sampled_request(net, opt, ctx, int64_t(b), r));
+        jobs.push_back({&r, first_patch_of(first, int64_t(b)), values.back().data_ptr<double>(),
+                        r.num_samples, values.back().size(1), group_results[b]});
+    }
+    fill_results(jobs);
 }
 
 std::string message_of(const c10::Error &e) {

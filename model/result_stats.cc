@@ -23,10 +23,10 @@ double *alloc_values(int64_t n) {
 }
 
 // Linear interpolation between order statistics, as torch.quantile does.
-double sorted_quantile(const std::vector<double> &sorted, double q) {
-    double pos = q * double(sorted.size() - 1);
+double sorted_quantile(const double *sorted, size_t n, double q) {
+    double pos = q * double(n - 1);
     size_t lo = size_t(std::floor(pos));
-    size_t hi = std::min(lo + 1, sorted.size() - 1);
+    size_t hi = std::min(lo + 1, n - 1);
     return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
 }
 
@@ -55,50 +55,76 @@ void fill_sampled_step(const toto_request &r, const double *paths, int64_t N, in
         sum += column[size_t(n)];
     }
     res->mean[at] = sum / double(N);
-    std::sort(column.begin(), column.end());
-    res->median[at] = sorted_quantile(column, 0.5);
+    // column may be longer than N (it is shared by jobs of other sizes).
+    std::sort(column.begin(), column.begin() + N);
+    res->median[at] = sorted_quantile(column.data(), size_t(N), 0.5);
     for (int l = 0; l < r.n_quantiles; l++)
-        res->quantiles[l * V * h + at] = sorted_quantile(column, r.quantile_levels[l]);
+        res->quantiles[l * V * h + at] =
+            sorted_quantile(column.data(), size_t(N), r.quantile_levels[l]);
 }
 
-} // namespace
-
-void fill_result(const toto_request &r, const FirstPatch &fp, const double *paths,
-                 int64_t num_samples, int64_t stride, toto_result *res) {
-    const int64_t V = r.n_variates, h = r.prediction_length, N = num_samples;
-    const int64_t exact_steps = std::min<int64_t>(h, fp.P);
+// The arrays of one result, sized from its request.
+void allocate_result(const ResultJob &job) {
+    const toto_request &r = *job.req;
+    toto_result *res = job.res;
+    const int64_t V = r.n_variates, h = r.prediction_length, N = job.num_samples;
     res->n_variates = int(V);
     res->prediction_length = int(h);
     res->num_samples = int(N);
     res->n_quantiles = r.n_quantiles;
     res->mean = alloc_values(V * h);
-    if (N > 0 || h <= fp.P)
+    if (N > 0 || h <= job.fp.P)
         res->median = alloc_values(V * h);
     if (r.n_quantiles > 0)
         res->quantiles = alloc_values(r.n_quantiles * V * h);
     if (r.return_samples && N > 0)
         res->samples = alloc_values(N * V * h);
+}
 
+void fill_cell(const ResultJob &job, int64_t cell, std::vector<double> &column) {
+    const toto_request &r = *job.req;
+    const int64_t h = r.prediction_length, v = cell / h, t = cell % h, N = job.num_samples;
+    if (N == 0)
+        job.res->mean[v * h + t] = job.paths[v * job.stride + t];
+    if (t < std::min<int64_t>(h, job.fp.P))
+        fill_exact_step(r, job.fp, v, t, N > 0, job.res);
+    else if (N > 0)
+        fill_sampled_step(r, job.paths, N, job.stride, v, t, column, job.res);
+}
+
+void copy_samples(const ResultJob &job) {
+    const int64_t V = job.req->n_variates, h = job.req->prediction_length;
+    for (int64_t row = 0; job.res->samples && row < job.num_samples * V; row++)
+        for (int64_t t = 0; t < h; t++)
+            job.res->samples[row * h + t] = job.paths[row * job.stride + t];
+}
+
+} // namespace
+
+void fill_results(const std::vector<ResultJob> &jobs) {
+    std::vector<int64_t> first_cell{0}; // prefix sums of cells per job
+    int64_t max_samples = 1;
+    for (const ResultJob &job : jobs) {
+        allocate_result(job);
+        first_cell.push_back(first_cell.back() +
+                             int64_t(job.req->n_variates) * job.req->prediction_length);
+        max_samples = std::max(max_samples, job.num_samples);
+    }
     // Exact quantiles invert a mixture CDF (tens of microseconds each) and
-    // sorting paths is N log N: spread the (variate, step) cells over the
-    // intra-op threads. Each cell writes only its own entries.
-    at::parallel_for(0, V * h, 1, [&](int64_t begin, int64_t end) {
-        std::vector<double> column(size_t(std::max<int64_t>(N, 1)));
+    // sorting paths is N log N: spread every cell over the intra-op threads.
+    // Each cell writes only its own entries.
+    at::parallel_for(0, first_cell.back(), 1, [&](int64_t begin, int64_t end) {
+        std::vector<double> column(static_cast<size_t>(max_samples));
         for (int64_t cell = begin; cell < end; cell++) {
-            const int64_t v = cell / h, t = cell % h;
-            if (N == 0)
-                res->mean[v * h + t] = paths[v * stride + t];
-            if (t < exact_steps)
-                fill_exact_step(r, fp, v, t, N > 0, res);
-            else if (N > 0)
-                fill_sampled_step(r, paths, N, stride, v, t, column, res);
+            size_t j = size_t(std::upper_bound(first_cell.begin(), first_cell.end(), cell) -
+                              first_cell.begin() - 1);
+            fill_cell(jobs[j], cell - first_cell[j], column);
         }
     });
-    for (int64_t n = 0; res->samples && n < N; n++)
-        for (int64_t v = 0; v < V; v++)
-            for (int64_t t = 0; t < h; t++)
-                res->samples[(n * V + v) * h + t] = paths[(n * V + v) * stride + t];
-    res->status = TOTO_OK;
+    for (const ResultJob &job : jobs) {
+        copy_samples(job);
+        job.res->status = TOTO_OK;
+    }
 }
 
 } // namespace toto

@@ -17,12 +17,21 @@ struct FirstPatch {
     std::vector<double> mean, sd;          // [V]
 };
 
-// Fills res for request r. paths holds, row-major with row length stride,
-// the decoded values: [V] rows for a mean forecast (num_samples 0) or [N*V]
-// rows (path-major) for N sampled paths. Steps of the first patch get exact
-// mean, median and quantiles from fp; later steps come from the paths.
-// Throws std::bad_alloc when out of memory.
-void fill_result(const toto_request &r, const FirstPatch &fp, const double *paths,
-                 int64_t num_samples, int64_t stride, toto_result *res);
+// One result to fill. paths holds, row-major with row length stride, the
+// decoded values: [V] rows for a mean forecast (num_samples 0) or [N*V] rows
+// (path-major) for N sampled paths.
+struct ResultJob {
+    const toto_request *req;
+    FirstPatch fp;
+    const double *paths;
+    int64_t num_samples;
+    int64_t stride;
+    toto_result *res;
+};
+
+// Fills every job's result: steps of the first patch get exact mean, median
+// and quantiles from fp, later steps come from the paths. All (variate, step)
+// cells of all jobs share one parallel pass. Throws std::bad_alloc.
+void fill_results(const std::vector<ResultJob> &jobs);
 
 } // namespace toto
