@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_kind.h"
 #include "toto.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024) /* a config.json is a few hundred bytes */
@@ -42,27 +43,6 @@ static int fail(const config_reader *reader, const char *fmt, ...) {
     vsnprintf(reader->err + used, reader->err_len - (size_t)used, fmt, ap);
     va_end(ap);
     return TOTO_EFORMAT;
-}
-
-static const char *json_kind(const json_t *value) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "an unknown JSON value";
 }
 
 /* Reads the whole file (bounded) and parses it. Returns TOTO_EIO if it can't be read. */

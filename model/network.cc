@@ -9,7 +9,6 @@ namespace toto {
 
 namespace {
 
-
 // Adjacent pairs swapped: (x0, x1) -> (x1, x0). With the sign folded into
 // the sine table this is upstream's rotate_half in one kernel.
 torch::Tensor swap_pairs(const torch::Tensor &x) {

@@ -8,6 +8,7 @@
  */
 #include "safetensors.h"
 
+#include "json_kind.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -84,27 +85,6 @@ int64_t safetensors_numel(const safetensors_tensor *tensor) {
     for (int i = 0; i < tensor->ndim; i++)
         numel *= tensor->shape[i];
     return numel;
-}
-
-static const char *json_type_name(const json_t *value) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "an unknown JSON value";
 }
 
 /* Writes "[a, b, c]" into buf; shapes are short, so truncation only loses text. */
@@ -216,7 +196,7 @@ static int parse_dtype(const safetensors_file *file, const char *name, const jso
     const json_t *value = json_object_get(entry, "dtype");
     if (!json_is_string(value)) {
         set_error(err, err_len, "%s: tensor '%s': field 'dtype' must be a string, found %s",
-                  file->path, name, value ? json_type_name(value) : "none");
+                  file->path, name, value ? json_kind(value) : "none");
         return -1;
     }
     const char *text = json_string_value(value);
@@ -238,7 +218,7 @@ static int parse_shape(const safetensors_file *file, const char *name, const jso
     const json_t *value = json_object_get(entry, "shape");
     if (!json_is_array(value)) {
         set_error(err, err_len, "%s: tensor '%s': field 'shape' must be an array, found %s",
-                  file->path, name, value ? json_type_name(value) : "none");
+                  file->path, name, value ? json_kind(value) : "none");
         return -1;
     }
     size_t ndim = json_array_size(value);
@@ -252,7 +232,7 @@ static int parse_shape(const safetensors_file *file, const char *name, const jso
         if (!json_is_integer(dim)) {
             set_error(err, err_len,
                       "%s: tensor '%s': shape[%zu] must be a non-negative integer, found %s",
-                      file->path, name, i, json_type_name(dim));
+                      file->path, name, i, json_kind(dim));
             return -1;
         }
         if (json_integer_value(dim) < 0) {
@@ -329,7 +309,7 @@ static int parse_tensor(const safetensors_file *file, const json_t *entry,
                         safetensors_tensor *tensor, byte_range *range, char *err, size_t err_len) {
     if (!json_is_object(entry)) {
         set_error(err, err_len, "%s: tensor '%s': expected an object, found %s", file->path,
-                  tensor->name, json_type_name(entry));
+                  tensor->name, json_kind(entry));
         return -1;
     }
     if (parse_dtype(file, tensor->name, entry, &tensor->dtype, err, err_len) != 0 ||
@@ -346,7 +326,7 @@ static int parse_tensor(const safetensors_file *file, const json_t *entry,
 static int parse_metadata(safetensors_file *file, const json_t *meta, char *err, size_t err_len) {
     if (!json_is_object(meta)) {
         set_error(err, err_len, "%s: '%s' must be an object, found %s", file->path, METADATA_KEY,
-                  json_type_name(meta));
+                  json_kind(meta));
         return -1;
     }
     file->meta = calloc(2 * json_object_size(meta) + 1, sizeof *file->meta);
@@ -359,7 +339,7 @@ static int parse_metadata(safetensors_file *file, const json_t *meta, char *err,
     json_object_foreach((json_t *)meta, key, value) {
         if (!json_is_string(value)) {
             set_error(err, err_len, "%s: '%s' entry '%s' must be a string, found %s", file->path,
-                      METADATA_KEY, key, json_type_name(value));
+                      METADATA_KEY, key, json_kind(value));
             return -1;
         }
         char *key_copy = strdup(key);
@@ -458,7 +438,7 @@ static int parse_header(safetensors_file *file, uint64_t header_len, char *err, 
     }
     if (!json_is_object(header)) {
         set_error(err, err_len, "%s: header must be a JSON object, found %s", file->path,
-                  json_type_name(header));
+                  json_kind(header));
         json_decref(header);
         return -1;
     }

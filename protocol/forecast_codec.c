@@ -6,6 +6,7 @@
  */
 #include "forecast_codec.h"
 
+#include "json_kind.h"
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -42,28 +43,6 @@ static int fail(proto_error *err, const char *field, const char *fmt, ...) {
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-/* "a string", "an object"...: what a client sent instead, for error messages. */
-static const char *json_kind(const json_t *value) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "an unknown value";
 }
 
 static bool name_in(const char *name, const char *const *names, size_t n) {

@@ -167,12 +167,10 @@ void check_means(const Case &c) {
         bool kv;
         const char *ref;
         double tol;
-    } variants[] = {{"float64", true, "mean_kv_f64", 1e-9},
-                    {"float64", false, "mean_nokv_f64", 1e-9},
-                    {"float32", true, "mean_kv_f64", 1e-4},
-                    {"float32", false, "mean_nokv_f64", 1e-4},
-                    {"float32", true, "mean_kv_f32", 1e-4},
-                    {"float32", false, "mean_nokv_f32", 1e-4}};
+    } variants[] = {
+        {"float64", true, "mean_kv_f64", 1e-9}, {"float64", false, "mean_nokv_f64", 1e-9},
+        {"float32", true, "mean_kv_f64", 1e-4}, {"float32", false, "mean_nokv_f64", 1e-4},
+        {"float32", true, "mean_kv_f32", 1e-4}, {"float32", false, "mean_nokv_f32", 1e-4}};
     for (const Variant &v : variants) {
         toto_model *m = open_fixture(c, v.dtype, v.kv);
         Run run = m ? forecast_case(c, m, 0, torch::Tensor()) : Run{};
