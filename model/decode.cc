@@ -58,14 +58,17 @@ torch::Tensor scale_patches(const torch::Tensor &x, const torch::Tensor &mean,
 
 // Decoding state of Q = G*R rows: G paths for each of R context rows.
 struct Paths {
-    int64_t V = 0;
+    Paths(int64_t variates, torch::Tensor group_ids, Scaler s, int64_t context_len)
+        : V(variates), ids(std::move(group_ids)), scaler(std::move(s)), prefix(context_len) {}
+
+    int64_t V;
     torch::Tensor ids;         // [Q / V, V]
     torch::Tensor mean, scale; // [Q] float64: scaler statistics of the last patch
     HeadOut head;              // for the next patch, each [Q / V, V, P, K]
     KVCache cache;
     Scaler scaler;
     torch::Tensor hist_x, hist_w; // whole series, for the no-cache reference path
-    int64_t prefix = 0;           // context length (global statistics window)
+    int64_t prefix;               // context length (global statistics window)
 };
 
 // The context pass for requests sharing V and padded length. Keys and values
@@ -80,10 +83,9 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
         ws.push_back(s.w);
         ids.push_back(s.ids);
     }
-    Paths c{V, torch::stack(ids).to(net.device()), {}, {}, {}, {}, Scaler(cfg), {}, {}, 0};
+    Paths c(V, torch::stack(ids).to(net.device()), Scaler(cfg), batch[0].x.size(1));
     c.hist_x = torch::cat(xs).to(net.device());
     c.hist_w = torch::cat(ws).to(net.device());
-    c.prefix = c.hist_x.size(1);
     auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
     auto z = scale_patches(c.hist_x, mean, scale, V, P, net.dtype());
     c.cache = net.make_cache();
@@ -109,9 +111,7 @@ Paths fork_paths(const Network &net, const DecodeOptions &opt, const Paths &c,
     auto bidx = torch::tensor(batch_idx, torch::kInt64).to(dev);
     auto rows =
         (bidx.unsqueeze(1) * c.V + torch::arange(c.V, bidx.options()).unsqueeze(0)).flatten();
-    Paths p{
-        c.V,     c.ids.index_select(0, bidx).repeat({groups, 1}), {}, {}, {}, {}, c.scaler, {}, {},
-        c.prefix};
+    Paths p(c.V, c.ids.index_select(0, bidx).repeat({groups, 1}), c.scaler, c.prefix);
     p.mean = c.mean.index_select(0, rows).repeat({groups});
     p.scale = c.scale.index_select(0, rows).repeat({groups});
     p.head = select_head(c.head, bidx, groups);
