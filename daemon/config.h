@@ -1,0 +1,80 @@
+/*
+ * config.h - totod's settings: every knob, its default, and where its value
+ * came from.
+ *
+ * Precedence, highest first: command-line flags > environment (TOTO_*) >
+ * config file (--config FILE or TOTO_CONFIG) > built-in defaults. Each
+ * setting has one name used everywhere: the flag --NAME, the variable
+ * TOTO_NAME (upper case, '-' as '_'), and the file key NAME. Nothing here
+ * touches the model or the network.
+ */
+#ifndef TOTOD_CONFIG_H
+#define TOTOD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define TOTOD_PATH_MAX 4096
+/* sockaddr_un.sun_path holds 108 bytes, the terminating NUL included. */
+#define TOTOD_UNIX_PATH_MAX 107
+
+/* Where a setting's value came from, lowest precedence first. */
+typedef enum config_source {
+    SOURCE_DEFAULT = 0,
+    SOURCE_FILE,
+    SOURCE_ENV,
+    SOURCE_FLAG,
+} config_source;
+
+typedef struct totod_config {
+    char model[TOTOD_PATH_MAX];              /* checkpoint directory */
+    char device[32];                         /* cpu, cuda, cuda:N */
+    char dtype[16];                          /* float32, float64 */
+    char unix_path[TOTOD_UNIX_PATH_MAX + 1]; /* "" disables the Unix listener */
+    char tcp[256];                           /* HOST:PORT; "" disables */
+    char http[256];                          /* HOST:PORT; stored, not served yet */
+    char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
+    bool stdio;                              /* serve one client on stdin/stdout only */
+    bool disable_compile;                    /* TOTO_DISABLE_COMPILE: stay on the eager path */
+    int64_t max_batch_tokens;                /* budget: sum of n_variates * n_steps */
+    int64_t max_batch_size;                  /* most requests in one model call */
+    int64_t batch_delay_us;                  /* longest wait for a batch to fill */
+    int64_t queue_limit;                     /* queued requests; beyond: overloaded */
+    int64_t max_line_bytes;                  /* one JSON-RPC message */
+    int64_t max_inflight;                    /* unanswered forecasts per connection */
+    int64_t max_connections;
+    int64_t max_write_buffer; /* bytes of unsent answers before reading pauses */
+    int64_t grace_ms;         /* how long shutdown waits for queued work */
+    int64_t threads;          /* CPU intra-op threads; 0: libtorch's default */
+    int64_t max_prediction_length;
+    int64_t max_num_samples;
+    int64_t max_context_length;
+    int64_t max_variates;
+    bool untrained;           /* derived: model is the bundled untrained checkpoint */
+    config_source source[32]; /* per setting, indexed like the settings table */
+} totod_config;
+
+/* What config_load() decided. */
+typedef enum config_action {
+    CONFIG_RUN,     /* serve */
+    CONFIG_EXIT_OK, /* --help, --version, or --check-config on a valid config */
+    CONFIG_INVALID, /* a message was printed to stderr: exit 2 */
+} config_action;
+
+/*
+ * Fills cfg from defaults, the config file, env (getenv) and argv in that
+ * order of precedence. Prints --help / --version / --check-config output to
+ * out and every error to err.
+ */
+config_action config_load(totod_config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* The effective settings as a JSON object; with_sources wraps each as {value, source}. */
+json_t *config_to_json(const totod_config *cfg, bool with_sources);
+
+/* Splits "HOST:PORT", ":PORT", "PORT", "[V6]:PORT"; missing host is 127.0.0.1. 0 or -1. */
+int config_split_hostport(const char *text, char *host, size_t host_len, int *port);
+
+#endif

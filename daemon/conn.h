@@ -1,0 +1,97 @@
+/*
+ * conn.h - one client connection on the loop thread: reads bytes, splits
+ * them into lines, writes answers, and applies the per-connection limits.
+ *
+ * Knows nothing of JSON-RPC: complete lines go to ops->on_line. A socket
+ * connection has one stream; --stdio has two (stdin, stdout).
+ *
+ * Lifetime: a connection is reference counted. It holds one reference for
+ * itself until its handles are closed; whoever still has to answer on it
+ * (a queued job, an unfinished batch) holds one more. Once closed, answers
+ * sent to it are dropped, and the memory goes with the last reference.
+ *
+ * Flow control: when unsent output exceeds max_write_buffer the connection
+ * stops reading (and stops handing out lines it has already read) until the
+ * output drains to half of that. A slow reader stalls only itself.
+ */
+#ifndef TOTOD_CONN_H
+#define TOTOD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct conn conn;
+
+typedef struct conn_ops {
+    /* One line, without its '\n' (and '\r'); valid during the call only. */
+    void (*on_line)(void *ctx, conn *c, const char *line, size_t len);
+    /* A line grew past max_line_bytes. The connection reads no more
+     * requests and closes once what it owes is written. */
+    void (*on_line_too_long)(void *ctx, conn *c);
+    /* The handles are closed; nothing more can be written. */
+    void (*on_closed)(void *ctx, conn *c);
+} conn_ops;
+
+typedef struct conn_limits {
+    size_t max_line_bytes;
+    size_t max_write_buffer;
+} conn_limits;
+
+typedef union conn_handle {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+    uv_tty_t tty;
+} conn_handle;
+
+struct conn {
+    conn *prev, *next; /* the server's list */
+    void *ctx;
+    const conn_ops *ops; /* NULL until the connection is set up */
+    conn_limits lim;
+    char peer[64]; /* for logs */
+    conn_handle in_h, out_h;
+    uv_stream_t *in, *out; /* equal for a socket */
+    uv_shutdown_t shutdown_req;
+    int open_handles;
+    int refs;
+    char *buf; /* bytes read, not yet split into lines */
+    size_t len, cap, scanned;
+    size_t write_bytes; /* queued for writing, not yet written */
+    int64_t inflight;   /* forecasts queued or running (max-inflight) */
+    bool reading;       /* uv_read_start is in force */
+    bool eof;           /* the peer will send no more bytes */
+    bool input_done;    /* no more requests: EOF, a too-long line, or shutdown */
+    bool discard;       /* still read, but drop the bytes (after a too-long line) */
+    bool paused;        /* output over max_write_buffer */
+    bool ending;        /* write side shutting down, then close */
+    bool closing;       /* uv_close called */
+};
+
+/* Accepts a pending connection on listener (TCP or Unix). NULL on failure. */
+conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim);
+/* stdin/stdout as one connection; NULL with err set when they are not streams. */
+conn *conn_open_stdio(uv_loop_t *loop, void *ctx, const conn_ops *ops, const conn_limits *lim,
+                      char *err, size_t err_len);
+int conn_start(conn *c);
+
+/* Queues text and a '\n' for writing; dropped when the connection is closed. */
+void conn_send(conn *c, const char *text, size_t len);
+
+void conn_hold(conn *c);
+void conn_release(conn *c); /* may free c */
+
+/* Reads no more requests; closes once everything owed is written. */
+void conn_end_input(conn *c);
+/* Closes at once; unsent output is lost. */
+void conn_close(conn *c);
+
+static inline bool conn_is_open(const conn *c) {
+    return !c->closing && !c->ending;
+}
+
+#endif

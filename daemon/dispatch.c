@@ -1,0 +1,317 @@
+/*
+ * dispatch.c - JSON-RPC on a connection (see dispatch.h).
+ *
+ * Every request that is read gets exactly one answer: at once (errors,
+ * health, info, metrics, refusals), or when its job comes back. A batch
+ * array is answered as one array once all of its members are answered;
+ * it holds a reference to the connection until then, as every job does.
+ */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "log.h"
+#include "methods.h"
+
+#define MAX_TIMEOUT_MS      86400000 /* a day */
+#define MAX_SERIES_ID_BYTES 256
+
+/* The answers to one batch array, collected as text. */
+typedef struct rpc_batch {
+    conn *c;
+    int pending; /* members not answered yet, +1 while the array is being read */
+    char *text;
+    size_t len, cap;
+    bool oom;
+} rpc_batch;
+
+static void batch_add(rpc_batch *b, const char *answer) {
+    size_t n = strlen(answer);
+    if (b->oom)
+        return;
+    if (b->len + n + 2 > b->cap) {
+        size_t cap = (b->len + n + 2) * 2;
+        char *text = realloc(b->text, cap);
+        if (!text) {
+            b->oom = true;
+            return;
+        }
+        b->text = text;
+        b->cap = cap;
+    }
+    char separator = b->len == 0 ? '[' : ',';
+    b->text[b->len++] = separator;
+    memcpy(b->text + b->len, answer, n);
+    b->len += n;
+}
+
+static void batch_release(rpc_batch *b) {
+    if (--b->pending > 0)
+        return;
+    if (b->oom)
+        conn_send(b->c, rpc_oom_text, strlen(rpc_oom_text));
+    else if (b->len > 0) { /* nothing at all when every member was a notification */
+        b->text[b->len++] = ']';
+        conn_send(b->c, b->text, b->len);
+    }
+    conn_release(b->c);
+    free(b->text);
+    free(b);
+}
+
+/* Sends text (owned; NULL means out of memory) as an answer, or adds it to the batch. */
+static void reply(server *s, conn *c, rpc_batch *b, char *text, int code) {
+    const char *answer = text ? text : rpc_oom_text;
+    if (code)
+        metrics_count_error(&s->metrics, code);
+    if (b)
+        batch_add(b, answer);
+    else
+        conn_send(c, answer, strlen(answer));
+    free(text);
+}
+
+static void reply_error(server *s, conn *c, rpc_batch *b, const json_t *id, int code,
+                        const char *message, json_t *data) {
+    reply(s, c, b, rpc_error_text(id, code, message, data), code);
+}
+
+static void reply_result(server *s, conn *c, rpc_batch *b, const json_t *id, json_t *result) {
+    if (!result) {
+        reply_error(s, c, b, id, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
+        return;
+    }
+    reply(s, c, b, rpc_result_text(id, result), 0);
+}
+
+static int param_error(proto_error *err, const char *field, const char *message) {
+    err->code = PROTO_INVALID_PARAMS;
+    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->message, sizeof err->message, "%s: %s", field, message);
+    return -1;
+}
+
+/* timeout_ms and series_id: the params the daemon reads itself. */
+static int parse_daemon_fields(const json_t *params, job *j, proto_error *err) {
+    const json_t *timeout = json_object_get(params, "timeout_ms");
+    const json_t *series_id = json_object_get(params, "series_id");
+    if (timeout && !json_is_null(timeout)) {
+        json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : -1;
+        if (ms < 0 || ms > MAX_TIMEOUT_MS)
+            return param_error(err, "timeout_ms",
+                               "expected an integer from 0 to 86400000 (milliseconds)");
+        j->timeout_ms = ms;
+    }
+    if (series_id && !json_is_null(series_id)) {
+        bool ok =
+            json_is_integer(series_id) ||
+            (json_is_string(series_id) && json_string_length(series_id) <= MAX_SERIES_ID_BYTES);
+        if (!ok)
+            return param_error(err, "series_id",
+                               "expected a string of at most 256 bytes, or an integer");
+        j->series_id = json_deep_copy(series_id);
+    }
+    return 0;
+}
+
+/*
+ * Parses and checks a forecast's params into j. toto_request_validate() runs
+ * here, on the loop thread, while the worker may be inside toto_forecast():
+ * it only reads the limits and the configuration fixed by toto_model_open()
+ * (model/toto.cc), so refusing a bad request needs no trip through the queue.
+ */
+static int prepare_forecast(server *s, const json_t *params, job *j, proto_error *err) {
+    char message[512];
+    if (parse_daemon_fields(params, j, err) || proto_forecast_parse(params, &j->req, err))
+        return -1;
+    int rc = toto_request_validate(s->workers[0].model, &j->req.req, message, sizeof message);
+    if (rc != TOTO_OK) {
+        proto_error_from_toto(rc, message, err);
+        return -1;
+    }
+    j->tokens = (int64_t)j->req.req.n_variates * j->req.req.n_steps;
+    return 0;
+}
+
+static json_t *limit_data(const char *limit, int64_t max) {
+    return json_pack("{s:s, s:I}", "limit", limit, "max", (json_int_t)max);
+}
+
+/* Queues j; on success the job belongs to the queue and the worker. */
+static void enqueue(server *s, conn *c, rpc_batch *b, job *j) {
+    char message[160];
+    j->conn = c;
+    j->batch = b;
+    conn_hold(c);
+    c->inflight++;
+    b ? (void)b->pending++ : (void)0;
+    s->outstanding++;
+    int rc = queue_push(&s->queue, j); /* from here on the worker may own j */
+    if (rc == QUEUE_OK)
+        return;
+    s->outstanding--;
+    b ? (void)b->pending-- : (void)0;
+    c->inflight--;
+    conn_release(c);
+    if (rc == QUEUE_FULL) {
+        snprintf(message, sizeof message,
+                 "overloaded: the queue is full (queue-limit %lld); retry later",
+                 (long long)s->cfg->queue_limit);
+        reply_error(s, c, b, j->id, RPC_OVERLOADED, message,
+                    limit_data("queue-limit", s->cfg->queue_limit));
+    } else {
+        reply_error(s, c, b, j->id, RPC_SHUTTING_DOWN, "shutting down", NULL);
+    }
+    job_free(j);
+}
+
+static void submit_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
+                            uint64_t received_ns) {
+    char message[200];
+    proto_error err;
+    if (call->notification)
+        return; /* nothing could carry its result: not computed */
+    if (!json_is_object(call->params)) {
+        reply_error(s, c, b, call->id, PROTO_INVALID_PARAMS, "params: must be an object",
+                    json_pack("{s:s}", "field", "params"));
+    } else if (s->state != SERVER_SERVING) {
+        reply_error(s, c, b, call->id, RPC_SHUTTING_DOWN,
+                    "shutting down: no new forecasts are accepted", NULL);
+    } else if (c->inflight >= s->cfg->max_inflight) {
+        snprintf(message, sizeof message,
+                 "overloaded: %lld forecasts already in flight on this connection "
+                 "(max-inflight); wait for answers before sending more",
+                 (long long)c->inflight);
+        reply_error(s, c, b, call->id, RPC_OVERLOADED, message,
+                    limit_data("max-inflight", s->cfg->max_inflight));
+    } else {
+        job *j = job_new(call->id);
+        if (!j) {
+            reply_error(s, c, b, call->id, PROTO_INTERNAL_ERROR, "internal error: out of memory",
+                        NULL);
+        } else if (prepare_forecast(s, call->params, j, &err)) {
+            reply_error(s, c, b, call->id, err.code, err.message,
+                        err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
+            job_free(j);
+        } else {
+            j->received_ns = received_ns;
+            if (j->timeout_ms >= 0)
+                j->deadline_ns = received_ns + (uint64_t)j->timeout_ms * 1000000u;
+            enqueue(s, c, b, j);
+        }
+    }
+}
+
+static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
+                         uint64_t received_ns) {
+    rpc_call call;
+    const char *why;
+    char message[300];
+    if (rpc_call_check(msg, &call, &why)) {
+        s->metrics.requests[METHOD_OTHER]++;
+        reply_error(s, c, b, call.id, PROTO_INVALID_REQUEST, why, NULL);
+        return;
+    }
+    metrics_method method = metrics_method_of(call.method);
+    s->metrics.requests[method]++;
+    s->metrics.notifications += call.notification;
+    if (method == METHOD_FORECAST)
+        submit_forecast(s, c, b, &call, received_ns);
+    else if (call.notification)
+        return; /* JSON-RPC: a notification is never answered */
+    else if (method == METHOD_HEALTH)
+        reply_result(s, c, b, call.id, methods_health(s));
+    else if (method == METHOD_INFO)
+        reply_result(s, c, b, call.id, methods_info(s));
+    else if (method == METHOD_METRICS)
+        reply_result(s, c, b, call.id, methods_metrics(s));
+    else {
+        snprintf(message, sizeof message,
+                 "method not found: '%.200s' (methods: forecast, health, info, metrics)",
+                 call.method);
+        reply_error(s, c, b, call.id, PROTO_METHOD_NOT_FOUND, message,
+                    json_pack("{s:s}", "method", call.method));
+    }
+}
+
+static void dispatch_batch(server *s, conn *c, const json_t *array, uint64_t received_ns) {
+    rpc_batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        reply_error(s, c, NULL, NULL, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
+        return;
+    }
+    b->c = c;
+    b->pending = 1;
+    conn_hold(c);
+    size_t i;
+    const json_t *msg;
+    json_array_foreach(array, i, msg) dispatch_one(s, c, b, msg, received_ns);
+    batch_release(b);
+}
+
+static bool blank(const char *line, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+            return false;
+    return true;
+}
+
+void dispatch_line(server *s, conn *c, const char *line, size_t len) {
+    uint64_t received_ns = uv_hrtime();
+    json_error_t jerr;
+    char message[300];
+    if (blank(line, len))
+        return;
+    json_t *doc = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+    if (!doc) {
+        s->metrics.requests[METHOD_OTHER]++;
+        snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);
+        reply_error(s, c, NULL, NULL, PROTO_PARSE_ERROR, message, NULL);
+    } else if (json_is_array(doc) && json_array_size(doc) == 0) {
+        s->metrics.requests[METHOD_OTHER]++;
+        reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, "invalid request: empty batch", NULL);
+    } else if (json_is_array(doc)) {
+        dispatch_batch(s, c, doc, received_ns);
+    } else {
+        dispatch_one(s, c, NULL, doc, received_ns);
+    }
+    json_decref(doc);
+}
+
+void dispatch_line_too_long(server *s, conn *c) {
+    char message[200];
+    s->metrics.lines_too_long++;
+    snprintf(message, sizeof message,
+             "invalid request: line longer than max-line-bytes (%lld bytes); closing the "
+             "connection",
+             (long long)s->cfg->max_line_bytes);
+    log_msg(TLOG_WARNING, "connection %s: %s", c->peer, message);
+    reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, message,
+                limit_data("max-line-bytes", s->cfg->max_line_bytes));
+}
+
+void dispatch_complete(server *s, job *j) {
+    conn *c = j->conn;
+    uint64_t now = uv_hrtime();
+    if (j->error_code)
+        metrics_count_error(&s->metrics, j->error_code);
+    if (j->started_ns)
+        histogram_add(&s->metrics.queue_ms, job_ms(j->received_ns, j->started_ns));
+    if (j->batch_size > 0)
+        histogram_add(&s->metrics.model_ms, job_ms(j->started_ns, j->finished_ns));
+    histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
+    c->inflight--;
+    /* On a connection that has closed meanwhile, conn_send drops the answer. */
+    if (j->batch)
+        batch_add(j->batch, j->response);
+    else
+        conn_send(c, j->response, strlen(j->response));
+    if (j->batch)
+        batch_release(j->batch);
+    job_free(j);
+    conn_release(c);
+    server_job_done(s);
+}

@@ -1,0 +1,44 @@
+/*
+ * jsonrpc.h - JSON-RPC 2.0 envelopes for totod: checking a request object and
+ * writing responses as text (one line, no newline). Pure: no I/O, no libuv.
+ */
+#ifndef TOTOD_JSONRPC_H
+#define TOTOD_JSONRPC_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+/* The daemon's own error codes (protocol/PROTOCOL.md, "Daemon"). */
+enum {
+    RPC_OVERLOADED = -32000,        /* queue, in-flight or connection limit reached */
+    RPC_DEADLINE_EXCEEDED = -32001, /* timeout_ms passed while queued */
+    RPC_SHUTTING_DOWN = -32002,     /* the daemon is stopping */
+    RPC_MODEL_ERROR = -32003,       /* the model failed on a valid request */
+};
+
+/* A request object, checked. method and params point into the document. */
+typedef struct rpc_call {
+    const char *method;
+    const json_t *params; /* NULL when absent */
+    const json_t *id;     /* NULL when absent (a notification) or unusable */
+    bool notification;
+} rpc_call;
+
+/*
+ * Checks one message of a line (an object, or an element of a batch). On
+ * failure returns -1 with *message set; call->id still holds a usable id
+ * (or NULL) for the error response.
+ */
+int rpc_call_check(const json_t *msg, rpc_call *call, const char **message);
+
+/* {"jsonrpc":"2.0","id":id,"result":result}; takes result. NULL when out of memory. */
+char *rpc_result_text(const json_t *id, json_t *result);
+
+/* {"jsonrpc":"2.0","id":id,"error":{code,message[,data]}}; takes data (may be NULL). */
+char *rpc_error_text(const json_t *id, int code, const char *message, json_t *data);
+
+/* A fixed answer for when building one failed (out of memory). Not to be freed. */
+extern const char rpc_oom_text[];
+
+#endif

@@ -1,0 +1,130 @@
+/* listen.c - Unix and TCP listeners (see listen.h). */
+#include "listen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define BACKLOG 511
+
+/* 0: someone accepts connections on path; 1: nobody does (stale); -1: cannot tell. */
+static int probe_unix(const char *path, char *err, size_t err_len) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int saved = errno;
+    close(fd);
+    if (rc == 0)
+        return 0;
+    if (saved == ECONNREFUSED || saved == ENOENT)
+        return 1;
+    snprintf(err, err_len, "%s: cannot tell whether it is in use: %s", path, strerror(saved));
+    return -1;
+}
+
+/* Makes path free for bind(): absent, or a stale socket that is removed. */
+static int clear_unix_path(const char *path, char *err, size_t err_len) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : (snprintf(err, err_len, "%s: %s", path, strerror(errno)), -1);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, err_len, "%s exists and is not a socket; refusing to replace it", path);
+        return -1;
+    }
+    int probe = probe_unix(path, err, err_len);
+    if (probe == 0)
+        snprintf(err, err_len,
+                 "%s: another process is listening on it (another totod?); stop it or pass "
+                 "another --unix",
+                 path);
+    if (probe != 1)
+        return -1;
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, err_len, "%s: cannot remove the stale socket: %s", path, strerror(errno));
+        return -1;
+    }
+    log_msg(TLOG_INFO, "replaced the stale socket %s (nothing was listening)", path);
+    return 0;
+}
+
+int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_cb cb, dev_t *dev,
+                ino_t *ino, char *err, size_t err_len) {
+    struct stat st;
+    if (clear_unix_path(path, err, err_len))
+        return -1;
+    if (uv_pipe_init(loop, h, 0)) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    /* The umask makes the socket 0660 from the start: no window with wider access. */
+    mode_t old = umask(0117);
+    int rc = uv_pipe_bind(h, path);
+    umask(old);
+    if (rc == 0 && chmod(path, 0660) != 0)
+        rc = uv_translate_sys_error(errno);
+    if (rc == 0 && stat(path, &st) == 0) {
+        *dev = st.st_dev;
+        *ino = st.st_ino;
+    }
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)h, BACKLOG, cb);
+    if (rc) {
+        snprintf(err, err_len, "cannot listen on %s: %s%s", path, uv_strerror(rc),
+                 rc == UV_ENOENT ? " (does its directory exist? see --unix, RUNTIME_DIRECTORY)"
+                                 : "");
+        return -1;
+    }
+    return 0;
+}
+
+int listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const char *hostport, uv_connection_cb cb, char *bound,
+               size_t bound_len, char *err, size_t err_len) {
+    char host[256];
+    int port, rc;
+    struct sockaddr_storage addr;
+    if (config_split_hostport(hostport, host, sizeof host, &port)) {
+        snprintf(err, err_len, "bad address '%s'", hostport);
+        return -1;
+    }
+    bool v6 = strchr(host, ':') != NULL;
+    rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+            : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc == 0 && (rc = uv_tcp_init(loop, h)) == 0) {
+        rc = uv_tcp_bind(h, (struct sockaddr *)&addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)h, BACKLOG, cb);
+        if (rc)
+            uv_close((uv_handle_t *)h, NULL);
+    }
+    if (rc) {
+        snprintf(err, err_len, "cannot listen on tcp %s: %s", hostport, uv_strerror(rc));
+        return -1;
+    }
+    int len = sizeof addr;
+    uv_tcp_getsockname(h, (struct sockaddr *)&addr, &len);
+    if (v6)
+        port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    else
+        port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    snprintf(bound, bound_len, v6 ? "[%s]:%d" : "%s:%d", host, port);
+    return 0;
+}
+
+void listen_remove_unix(const char *path, dev_t dev, ino_t ino) {
+    struct stat st;
+    /* Another daemon may have replaced it meanwhile: remove only our own file. */
+    if (lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino && unlink(path) != 0)
+        log_msg(TLOG_WARNING, "cannot remove %s: %s", path, strerror(errno));
+}

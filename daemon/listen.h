@@ -1,0 +1,23 @@
+/*
+ * listen.h - opening the Unix and TCP listeners. A stale Unix socket file
+ * (no process listening) is replaced; a live one is left alone and
+ * refused, so two daemons never fight over one path.
+ */
+#ifndef TOTOD_LISTEN_H
+#define TOTOD_LISTEN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+/* Binds path (mode 0660) and listens. Records the file's identity in dev/ino. 0 or -1 (err). */
+int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_cb cb, dev_t *dev,
+                ino_t *ino, char *err, size_t err_len);
+/* Binds HOST:PORT and listens; bound receives the address actually bound. 0 or -1 (err). */
+int listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const char *hostport, uv_connection_cb cb, char *bound,
+               size_t bound_len, char *err, size_t err_len);
+/* Removes the socket file if it is still the one listen_unix() made. */
+void listen_remove_unix(const char *path, dev_t dev, ino_t ino);
+
+#endif

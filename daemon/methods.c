@@ -1,0 +1,111 @@
+/* methods.c - health, info and metrics results (see methods.h). */
+#include "methods.h"
+
+#include <string.h>
+
+#include "toto.h"
+
+static double uptime_s(server *s) {
+    return (double)(uv_hrtime() - s->started_ns) / 1e9;
+}
+
+/* All workers' statistics added up; *any_failed: some worker's last batch failed. */
+static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *busy) {
+    worker_stats one;
+    memset(sum, 0, sizeof *sum);
+    *any_failed = false;
+    *busy = 0;
+    for (int i = 0; i < s->n_workers; i++) {
+        worker_get_stats(&s->workers[i], &one);
+        sum->batches += one.batches;
+        sum->computed += one.computed;
+        sum->expired += one.expired;
+        sum->failed_batches += one.failed_batches;
+        for (int b = 0; b < WORKER_BATCH_BUCKETS; b++)
+            sum->batch_size_counts[b] += one.batch_size_counts[b];
+        *any_failed |= one.last_failed;
+        *busy += one.busy;
+    }
+}
+
+const char *methods_health_status(server *s) {
+    worker_stats sum;
+    bool failed;
+    int busy;
+    if (s->n_workers == 0)
+        return "starting";
+    worker_totals(s, &sum, &failed, &busy);
+    /* Degraded: still answering, but a client should expect refusals or errors. */
+    if (s->state != SERVER_SERVING || failed || queue_depth(&s->queue) * 10 >= s->queue.limit * 9)
+        return "degraded";
+    return "ok";
+}
+
+json_t *methods_health(server *s) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}", "status",
+                     methods_health_status(s), "model", s->info.name, "device", s->info.device,
+                     "dtype", s->info.dtype, "path", s->info.path, "queue_depth",
+                     (json_int_t)queue_depth(&s->queue), "inflight", (json_int_t)s->outstanding,
+                     "connections", (json_int_t)s->n_conns, "uptime_s", uptime_s(s), "version",
+                     TOTO_VERSION, "untrained", s->cfg->untrained, "shutting_down",
+                     s->state != SERVER_SERVING);
+}
+
+static json_t *model_json(server *s) {
+    const toto_config *a = &s->info.config;
+    const totod_config *cfg = s->cfg;
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:b, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:i, s:b, s:f},"
+        " s:{s:I, s:I, s:I, s:I}}",
+        "name", s->info.name, "device", s->info.device, "dtype", s->info.dtype, "path",
+        s->info.path, "num_params", (json_int_t)s->info.num_params, "untrained", cfg->untrained,
+        "config", "patch_size", a->patch_size, "embed_dim", a->embed_dim, "num_layers",
+        a->num_layers, "num_heads", a->num_heads, "mlp_hidden_dim", a->mlp_hidden_dim,
+        "spacewise_every_n_layers", a->spacewise_every_n_layers, "spacewise_first",
+        a->spacewise_first, "k_components", a->k_components, "stabilize_with_global",
+        a->stabilize_with_global, "scale_factor_exponent", a->scale_factor_exponent, "limits",
+        "max_prediction_length", (json_int_t)cfg->max_prediction_length, "max_num_samples",
+        (json_int_t)cfg->max_num_samples, "max_context_length", (json_int_t)cfg->max_context_length,
+        "max_variates", (json_int_t)cfg->max_variates);
+}
+
+json_t *methods_info(server *s) {
+    return json_pack("{s:s, s:o, s:i, s:o}", "version", TOTO_VERSION, "model", model_json(s),
+                     "workers", s->n_workers, "config", config_to_json(s->cfg, false));
+}
+
+static json_t *batch_size_json(const worker_stats *w) {
+    json_t *buckets = json_array();
+    uint64_t cumulative = 0;
+    for (int i = 0; buckets && i < WORKER_BATCH_BUCKETS; i++) {
+        cumulative += w->batch_size_counts[i];
+        json_t *le =
+            i < WORKER_BATCH_BUCKETS - 1 ? json_integer((json_int_t)1 << i) : json_string("+Inf");
+        json_array_append_new(buckets,
+                              json_pack("{s:o, s:I}", "le", le, "count", (json_int_t)cumulative));
+    }
+    return json_pack("{s:o, s:I, s:I}", "buckets", buckets, "count", (json_int_t)w->batches, "sum",
+                     (json_int_t)w->computed);
+}
+
+json_t *methods_metrics(server *s) {
+    worker_stats sum;
+    bool failed;
+    int busy;
+    worker_totals(s, &sum, &failed, &busy);
+    json_t *m = metrics_to_json(&s->metrics);
+    if (!m)
+        return NULL;
+    json_t *more = json_pack(
+        "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f}", "batches", (json_int_t)sum.batches,
+        "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
+        "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
+        "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,
+        "workers_busy", busy, "uptime_s", uptime_s(s));
+    if (!more || json_object_update(m, more)) {
+        json_decref(m);
+        m = NULL;
+    }
+    json_decref(more);
+    return m;
+}

@@ -1,0 +1,290 @@
+/* server.c - listeners, connections and the shutdown sequence (see server.h). */
+#include "server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "dispatch.h"
+#include "jsonrpc.h"
+#include "listen.h"
+#include "log.h"
+
+#define FLUSH_TIMEOUT_MS 5000 /* at exit, how long slow readers get to take their answers */
+
+static void on_line(void *ctx, conn *c, const char *line, size_t len) {
+    dispatch_line(ctx, c, line, len);
+}
+
+static void on_line_too_long(void *ctx, conn *c) {
+    dispatch_line_too_long(ctx, c);
+}
+
+static void close_handles(server *s);
+
+static void on_closed(void *ctx, conn *c) {
+    server *s = ctx;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->n_conns--;
+    if (s->stdio && s->state == SERVER_SERVING)
+        server_shutdown(s, "stdin closed and every answer written");
+    else if (s->state == SERVER_CLOSING && s->n_conns == 0)
+        close_handles(s);
+}
+
+static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed};
+
+static conn_limits limits_of(const totod_config *cfg) {
+    return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer};
+}
+
+static void add_conn(server *s, conn *c) {
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+    server *s = listener->data;
+    conn_limits lim = limits_of(s->cfg);
+    if (status < 0) {
+        log_msg(TLOG_WARNING, "accept: %s", uv_strerror(status));
+        return;
+    }
+    conn *c = conn_accept(listener, s, &server_conn_ops, &lim);
+    if (!c)
+        return;
+    add_conn(s, c);
+    s->metrics.connections_accepted++;
+    if (s->n_conns > s->cfg->max_connections) {
+        /* Accepted only to say why, so the client does not hang in the backlog. */
+        char *text = rpc_error_text(NULL, RPC_OVERLOADED,
+                                    "overloaded: too many connections (max-connections)",
+                                    json_pack("{s:s, s:I}", "limit", "max-connections", "max",
+                                              (json_int_t)s->cfg->max_connections));
+        s->metrics.connections_refused++;
+        metrics_count_error(&s->metrics, RPC_OVERLOADED);
+        conn_send(c, text ? text : rpc_oom_text, strlen(text ? text : rpc_oom_text));
+        free(text);
+        conn_end_input(c);
+        return;
+    }
+    conn_start(c);
+}
+
+static void on_done(uv_async_t *async) {
+    server *s = async->data;
+    job *j = completion_take(&s->done);
+    while (j) {
+        job *next = j->next;
+        dispatch_complete(s, j);
+        j = next;
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    server_shutdown(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_grace_over(uv_timer_t *t);
+static void on_flush_over(uv_timer_t *t);
+
+int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    s->started_ns = uv_hrtime();
+    if (queue_init(&s->queue, cfg->queue_limit))
+        return -1;
+    if (completion_init(&s->done, &s->done_async)) {
+        queue_destroy(&s->queue);
+        return -1;
+    }
+    /* Handles on a fresh loop: these inits cannot fail on Linux. */
+    uv_async_init(loop, &s->done_async, on_done);
+    uv_signal_init(loop, &s->sigterm);
+    uv_signal_init(loop, &s->sigint);
+    uv_timer_init(loop, &s->grace_timer);
+    uv_timer_init(loop, &s->flush_timer);
+    s->done_async.data = s->sigterm.data = s->sigint.data = s;
+    s->grace_timer.data = s->flush_timer.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+static int open_stdio(server *s) {
+    char err[256];
+    conn_limits lim = limits_of(s->cfg);
+    conn *c = conn_open_stdio(s->loop, s, &server_conn_ops, &lim, err, sizeof err);
+    if (!c) {
+        log_msg(TLOG_ERR, "%s", err);
+        return -1;
+    }
+    s->stdio = true;
+    add_conn(s, c);
+    log_msg(TLOG_INFO, "serving one client on stdin/stdout");
+    return conn_start(c);
+}
+
+static int open_listeners(server *s) {
+    char err[TOTOD_PATH_MAX + 200], bound[300];
+    const totod_config *cfg = s->cfg;
+    if (cfg->stdio)
+        return open_stdio(s);
+    if (!cfg->unix_path[0] && !cfg->tcp[0]) {
+        log_msg(TLOG_ERR, "nothing to listen on: give --unix PATH, --tcp HOST:PORT or --stdio");
+        return -1;
+    }
+    s->unix_listener.data = s->tcp_listener.data = s;
+    if (cfg->unix_path[0]) {
+        if (listen_unix(s->loop, &s->unix_listener, cfg->unix_path, on_connection, &s->unix_dev,
+                        &s->unix_ino, err, sizeof err)) {
+            log_msg(TLOG_ERR, "%s", err);
+            return -1;
+        }
+        s->unix_open = true;
+        log_msg(TLOG_INFO, "listening on unix %s", cfg->unix_path);
+    }
+    if (cfg->tcp[0]) {
+        if (listen_tcp(s->loop, &s->tcp_listener, cfg->tcp, on_connection, bound, sizeof bound, err,
+                       sizeof err)) {
+            log_msg(TLOG_ERR, "%s", err);
+            return -1;
+        }
+        s->tcp_open = true;
+        log_msg(TLOG_INFO, "listening on tcp %s", bound);
+    }
+    /* The HTTP endpoints (GET /health, /ready, /metrics, POST /v1/forecast) go here. */
+    if (cfg->http[0])
+        log_msg(TLOG_WARNING, "--http %s: accepted, but HTTP is not served yet", cfg->http);
+    return 0;
+}
+
+int server_listen(server *s, worker *workers, int n_workers) {
+    s->workers = workers;
+    s->n_workers = n_workers;
+    s->info = workers[0].info;
+    for (int i = 0; i < n_workers; i++) {
+        if (worker_start(&workers[i])) {
+            log_msg(TLOG_ERR, "cannot start inference worker %d", i);
+            return -1;
+        }
+    }
+    return open_listeners(s);
+}
+
+static void close_listeners(server *s) {
+    if (s->unix_open) {
+        uv_close((uv_handle_t *)&s->unix_listener, NULL);
+        listen_remove_unix(s->cfg->unix_path, s->unix_dev, s->unix_ino);
+        s->unix_open = false;
+    }
+    if (s->tcp_open) {
+        uv_close((uv_handle_t *)&s->tcp_listener, NULL);
+        s->tcp_open = false;
+    }
+}
+
+/* The last step: with these closed, nothing keeps uv_run() going. */
+static void close_handles(server *s) {
+    uv_handle_t *handles[] = {(uv_handle_t *)&s->done_async, (uv_handle_t *)&s->sigterm,
+                              (uv_handle_t *)&s->sigint, (uv_handle_t *)&s->grace_timer,
+                              (uv_handle_t *)&s->flush_timer};
+    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], NULL);
+}
+
+/* Once nothing is queued or running: flush and close every connection. */
+static void check_drained(server *s) {
+    if (s->state != SERVER_DRAINING || s->outstanding > 0)
+        return;
+    s->state = SERVER_CLOSING;
+    uv_timer_stop(&s->grace_timer);
+    queue_close(&s->queue); /* the workers end */
+    for (conn *c = s->conns; c; c = c->next)
+        conn_end_input(c);
+    if (s->n_conns == 0)
+        close_handles(s);
+    else
+        uv_timer_start(&s->flush_timer, on_flush_over, FLUSH_TIMEOUT_MS, 0);
+}
+
+/* Answers every queued job "shutting down"; running batches still finish. */
+static void cancel_queued(server *s) {
+    job *j = queue_take_all(&s->queue);
+    int n = 0;
+    while (j) {
+        job *next = j->next;
+        job_fail(j, RPC_SHUTTING_DOWN,
+                 "shutting down: the grace period ended before this request ran", NULL);
+        dispatch_complete(s, j);
+        j = next;
+        n++;
+    }
+    if (n)
+        log_msg(TLOG_WARNING, "answered %d queued requests 'shutting down'", n);
+}
+
+static void on_grace_over(uv_timer_t *t) {
+    server *s = t->data;
+    log_msg(TLOG_WARNING, "grace period (%lld ms) over", (long long)s->cfg->grace_ms);
+    cancel_queued(s);
+}
+
+static void on_flush_over(uv_timer_t *t) {
+    server *s = t->data;
+    log_msg(TLOG_WARNING, "closing %lld connections that did not read their answers",
+            (long long)s->n_conns);
+    for (conn *c = s->conns; c; c = c->next)
+        conn_close(c);
+}
+
+void server_shutdown(server *s, const char *reason) {
+    if (s->state == SERVER_CLOSING)
+        return;
+    if (s->state == SERVER_DRAINING) {
+        log_msg(TLOG_WARNING, "%s again: not waiting for queued work", reason);
+        cancel_queued(s);
+        return;
+    }
+    s->state = SERVER_DRAINING;
+    log_msg(TLOG_INFO, "%s: shutting down (%lld requests in flight, grace %lld ms)", reason,
+            (long long)s->outstanding, (long long)s->cfg->grace_ms);
+    sd_notify(0, "STOPPING=1");
+    close_listeners(s);
+    if (s->cfg->grace_ms == 0)
+        cancel_queued(s);
+    else if (s->outstanding > 0)
+        uv_timer_start(&s->grace_timer, on_grace_over, (uint64_t)s->cfg->grace_ms, 0);
+    check_drained(s);
+}
+
+void server_job_done(server *s) {
+    s->outstanding--;
+    check_drained(s);
+}
+
+void server_run(server *s) {
+    uv_run(s->loop, UV_RUN_DEFAULT);
+}
+
+void server_destroy(server *s) {
+    queue_close(&s->queue);
+    for (int i = 0; i < s->n_workers; i++)
+        worker_destroy(&s->workers[i]);
+    s->n_workers = 0;
+    completion_destroy(&s->done);
+    queue_destroy(&s->queue);
+}

@@ -1,0 +1,185 @@
+/* worker.c - the inference thread (see worker.h). */
+#include "worker.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "log.h"
+
+int worker_init(worker *w, int index, toto_model *model, job_queue *queue, completion_queue *done,
+                const batch_limits *limits) {
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->model = model;
+    w->queue = queue;
+    w->done = done;
+    w->limits = *limits;
+    toto_model_get_info(model, &w->info);
+    return uv_mutex_init(&w->stats_lock) ? -1 : 0;
+}
+
+int worker_warm(worker *w, double *ms, char *err, size_t err_len) {
+    int p = w->info.config.patch_size > 0 ? w->info.config.patch_size : 16;
+    int n = 2 * p;
+    double *values = malloc((size_t)n * sizeof *values);
+    if (!values) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        values[i] = sin(i / 4.0);
+    toto_request req = {.n_variates = 1, .n_steps = n, .values = values, .prediction_length = p};
+    toto_result res;
+    memset(&res, 0, sizeof res);
+    uint64_t t0 = uv_hrtime();
+    int rc = toto_forecast(w->model, &req, &res, 1, err, err_len);
+    if (rc == TOTO_OK && res.status != TOTO_OK)
+        snprintf(err, err_len, "%s", res.error);
+    *ms = job_ms(t0, uv_hrtime());
+    rc = rc == TOTO_OK ? res.status : rc;
+    toto_result_free(&res);
+    free(values);
+    return rc == TOTO_OK ? 0 : -1;
+}
+
+/* {"queue_ms", "batch_size", "model_ms"} and series_id into result. */
+static int add_timing(json_t *result, const job *j) {
+    json_t *timing =
+        json_pack("{s:f, s:i, s:f}", "queue_ms", job_ms(j->received_ns, j->started_ns),
+                  "batch_size", j->batch_size, "model_ms", job_ms(j->started_ns, j->finished_ns));
+    if (json_object_set_new(result, "timing", timing))
+        return -1;
+    if (j->series_id && json_object_set(result, "series_id", j->series_id))
+        return -1;
+    return 0;
+}
+
+static void answer_job(worker *w, job *j, const toto_result *res) {
+    if (res->status != TOTO_OK) {
+        proto_error perr;
+        proto_error_from_toto(res->status, res->error, &perr);
+        bool invalid = perr.code == PROTO_INVALID_PARAMS;
+        if (!invalid)
+            log_error("worker %d: model error on a request (series_id %s, %d x %d): %s", w->index,
+                      json_is_string(j->series_id) ? json_string_value(j->series_id) : "-",
+                      j->req.req.n_variates, j->req.req.n_steps, res->error);
+        job_fail(j, invalid ? perr.code : RPC_MODEL_ERROR, perr.message,
+                 invalid && perr.field[0] ? json_pack("{s:s}", "field", perr.field) : NULL);
+        return;
+    }
+    json_t *result = proto_forecast_result_encode(&j->req.req, res, &w->info);
+    if (!result || add_timing(result, j)) {
+        json_decref(result);
+        job_fail(j, RPC_MODEL_ERROR, "cannot encode the result (out of memory?)", NULL);
+        return;
+    }
+    job_succeed(j, result);
+}
+
+static void record_batch(worker *w, int n, bool failed) {
+    int bucket = 0;
+    while (bucket < WORKER_BATCH_BUCKETS - 1 && n > (1 << bucket))
+        bucket++;
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.batches++;
+    w->stats.computed += (uint64_t)n;
+    w->stats.batch_size_counts[bucket]++;
+    w->stats.failed_batches += failed;
+    w->stats.last_failed = failed;
+    w->stats.busy = false;
+    uv_mutex_unlock(&w->stats_lock);
+}
+
+/* One model call for the n jobs of list; answers each of them. */
+static void run_batch(worker *w, job *list, int n) {
+    toto_request *reqs = calloc((size_t)n, sizeof *reqs);
+    toto_result *results = calloc((size_t)n, sizeof *results);
+    char err[512] = "out of memory";
+    int rc = TOTO_ENOMEM, i = 0;
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.busy = true;
+    uv_mutex_unlock(&w->stats_lock);
+    uint64_t t0 = uv_hrtime();
+    for (job *j = list; j; j = j->next, i++) {
+        j->started_ns = t0;
+        j->batch_size = n;
+        if (reqs)
+            reqs[i] = j->req.req;
+    }
+    if (reqs && results)
+        rc = toto_forecast(w->model, reqs, results, n, err, sizeof err);
+    uint64_t t1 = uv_hrtime();
+    i = 0;
+    for (job *j = list; j; j = j->next, i++) {
+        j->finished_ns = t1;
+        if (!results)
+            job_fail(j, RPC_MODEL_ERROR, "model error: out of memory", NULL);
+        else
+            answer_job(w, j, &results[i]);
+        if (results)
+            toto_result_free(&results[i]);
+        proto_forecast_request_free(&j->req); /* the series is not needed any more */
+    }
+    if (rc != TOTO_OK)
+        log_error("worker %d: batch of %d failed: %s", w->index, n, err);
+    record_batch(w, n, rc != TOTO_OK);
+    free(reqs);
+    free(results);
+}
+
+static void answer_expired(worker *w, job *list) {
+    uint64_t now = uv_hrtime();
+    uint64_t n = 0;
+    char message[160];
+    for (job *j = list; j; j = j->next, n++) {
+        j->started_ns = j->finished_ns = now;
+        snprintf(message, sizeof message,
+                 "deadline exceeded: waited %.1f ms in the queue, timeout_ms was %lld",
+                 job_ms(j->received_ns, now), (long long)j->timeout_ms);
+        job_fail(j, RPC_DEADLINE_EXCEEDED, message,
+                 json_pack("{s:I}", "timeout_ms", (json_int_t)j->timeout_ms));
+    }
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.expired += n;
+    uv_mutex_unlock(&w->stats_lock);
+}
+
+static void worker_main(void *arg) {
+    worker *w = arg;
+    job *batch, *expired;
+    int n;
+    while ((n = queue_pop_batch(w->queue, &w->limits, &batch, &expired)) >= 0) {
+        if (expired) {
+            answer_expired(w, expired);
+            completion_push(w->done, expired);
+        }
+        if (n > 0) {
+            run_batch(w, batch, n);
+            completion_push(w->done, batch);
+        }
+    }
+}
+
+int worker_start(worker *w) {
+    if (uv_thread_create(&w->thread, worker_main, w))
+        return -1;
+    w->started = true;
+    return 0;
+}
+
+void worker_destroy(worker *w) {
+    if (w->started)
+        uv_thread_join(&w->thread);
+    w->started = false;
+    toto_model_free(w->model);
+    w->model = NULL;
+    uv_mutex_destroy(&w->stats_lock);
+}
+
+void worker_get_stats(worker *w, worker_stats *out) {
+    uv_mutex_lock(&w->stats_lock);
+    *out = w->stats;
+    uv_mutex_unlock(&w->stats_lock);
+}

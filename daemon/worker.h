@@ -1,0 +1,56 @@
+/*
+ * worker.h - an inference worker: one thread that owns one toto_model, takes
+ * batches from a job_queue, runs one toto_forecast() per batch and pushes
+ * the answered jobs to a completion_queue.
+ *
+ * A worker is a plain struct, not a global: several (one per GPU) may share
+ * one request queue and one completion queue.
+ */
+#ifndef TOTOD_WORKER_H
+#define TOTOD_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "queue.h"
+#include "toto.h"
+
+/* Batch-size histogram buckets: 1, 2, 4, ..., 256, then +Inf. */
+#define WORKER_BATCH_BUCKETS 10
+
+typedef struct worker_stats {
+    uint64_t batches;
+    uint64_t computed; /* jobs that went through the model */
+    uint64_t expired;  /* jobs answered deadline exceeded */
+    uint64_t failed_batches;
+    uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
+    bool busy;                                        /* inside toto_forecast() now */
+    bool last_failed;                                 /* the latest model call failed as a whole */
+} worker_stats;
+
+typedef struct worker {
+    int index;
+    toto_model *model; /* owned; only this worker's thread uses it once started */
+    toto_model_info info;
+    job_queue *queue;
+    completion_queue *done;
+    batch_limits limits;
+    uv_thread_t thread;
+    bool started;
+    uv_mutex_t stats_lock;
+    worker_stats stats;
+} worker;
+
+/* Takes model. Returns 0 or -1. */
+int worker_init(worker *w, int index, toto_model *model, job_queue *queue, completion_queue *done,
+                const batch_limits *limits);
+/* Runs one small forecast before serving, on the calling thread. 0 or -1 (err set). */
+int worker_warm(worker *w, double *ms, char *err, size_t err_len);
+int worker_start(worker *w);
+/* Waits for the thread to end (after queue_close()), then frees the model. */
+void worker_destroy(worker *w);
+void worker_get_stats(worker *w, worker_stats *out);
+
+#endif
