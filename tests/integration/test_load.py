@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""totod under load: 32 pipelining clients get toto-infer's exact answers,
+batching never changes an answer, vanishing and slow clients hurt nobody (TAP)."""
+
+import concurrent.futures
+import threading
+import time
+
+from totod_harness import TINY_A, TINY_B, Daemon, Tap, forecast, infer, series, strip_daemon
+
+tap = Tap()
+
+# A few distinct requests (toto-infer costs a process start each).
+REQUESTS_A = [
+    {"series": series(1, 40, 0)[0], "prediction_length": 8},
+    {"series": series(3, 70, 1), "prediction_length": 12, "quantiles": [0.1, 0.5, 0.9]},
+    {"series": series(2, 33, 2), "prediction_length": 24, "num_samples": 16, "seed": 7,
+     "quantiles": [0.25, 0.75], "return_samples": True},
+    {"series": series(4, 50, 3), "prediction_length": 5, "groups": [0, 0, 1, 1]},
+    {"series": [1.0, None, 3.5, 4.0, None, 6.0, 7.5, 8.0, 9.0], "prediction_length": 17},
+    {"series": series(1, 200, 4)[0], "prediction_length": 40, "num_samples": 8, "seed": 3},
+]
+REQUESTS_B = [
+    {"series": series(4, 130, 5), "prediction_length": 70, "groups": [0, 0, 1, 1]},
+    {"series": series(2, 64, 6), "prediction_length": 10, "num_samples": 4, "seed": 11},
+]
+
+
+def expected(model, requests):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda p: infer(model, p), requests))
+
+
+def pipelining_client(d, k, per_client, requests, out):
+    """Sends all its requests at once, then reads every answer (any order)."""
+    c = d.client(timeout=60)
+    ids = {}
+    msgs = []
+    for n in range(per_client):
+        which = (k + n) % len(requests)
+        rid = "k%d-%d" % (k, n)
+        ids[rid] = which
+        msgs.append(forecast(rid, requests[which]))
+    c.send(*msgs)
+    answers = {}
+    for _ in range(per_client):
+        a = c.recv()
+        if a is None:
+            break
+        answers[a["id"]] = a
+    c.close()
+    out[k] = (ids, answers)
+
+
+def run_clients(d, n_clients, per_client, requests):
+    out = {}
+    threads = [threading.Thread(target=pipelining_client, args=(d, k, per_client, requests, out))
+               for k in range(n_clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def check_load(d, model, requests, want, n_clients, per_client, label):
+    out = run_clients(d, n_clients, per_client, requests)
+    total = mismatched = missing = 0
+    batch_sizes = set()
+    diag = None
+    for k, (ids, answers) in out.items():
+        for rid, which in ids.items():
+            total += 1
+            a = answers.get(rid)
+            if a is None or "result" not in a:
+                missing += 1
+                diag = diag or a
+                continue
+            batch_sizes.add(a["result"]["timing"]["batch_size"])
+            if strip_daemon(a["result"]) != want[which]:
+                mismatched += 1
+                diag = diag or (which, a["result"], want[which])
+    tap.ok(len(out) == n_clients and missing == 0 and total == n_clients * per_client,
+           "%s: %d clients x %d pipelined requests all answered" % (label, n_clients, per_client),
+           (len(out), missing, diag))
+    tap.ok(mismatched == 0, "%s: every answer equals toto-infer's exactly" % label, diag)
+    tap.ok(max(batch_sizes or {0}) > 1,
+           "%s: requests were batched (sizes seen %s)" % (label, sorted(batch_sizes)))
+
+
+def batch_invariance(d, requests, want):
+    """The same requests alone (batch of 1) and amid a crowd give the same answer."""
+    c = d.client()
+    alone = []
+    for p in requests:
+        a = c.call("forecast", p)
+        alone.append(a["result"])
+    tap.ok(all(a["timing"]["batch_size"] == 1 for a in alone)
+           and [strip_daemon(a) for a in alone] == want,
+           "alone (batch size 1) each request equals toto-infer's answer")
+    # Now each of them inside batches of mixed neighbours, sent by several clients at once.
+    out = run_clients(d, 8, 12, requests)
+    seen_in_batches = set()
+    differ = 0
+    for ids, answers in out.values():
+        for rid, which in ids.items():
+            r = answers.get(rid, {}).get("result")
+            if r is None or strip_daemon(r) != strip_daemon(alone[which]):
+                differ += 1
+            elif r["timing"]["batch_size"] > 1:
+                seen_in_batches.add(which)
+    tap.ok(differ == 0 and len(seen_in_batches) == len(requests),
+           "batch invariance: in batches of mixed requests every answer is unchanged",
+           (differ, seen_in_batches))
+
+
+def vanishing_client(d):
+    for _ in range(5):
+        c = d.client()
+        c.send(*[forecast(i, REQUESTS_A[i % len(REQUESTS_A)]) for i in range(20)])
+        c.close()  # gone before any answer
+    time.sleep(0.3)
+    c = d.client()
+    a = c.call("forecast", REQUESTS_A[0])
+    h = c.call("health")["result"]
+    tap.ok("result" in a and h["status"] == "ok" and d.proc.poll() is None,
+           "clients vanishing mid-request: the daemon keeps serving others", (a, h))
+
+
+def slow_reader():
+    """A client that never reads is stopped being read; others are not stalled.
+
+    max-inflight bounds the slow client's share of the queue; its answers (big: 64
+    variates) pile up past max-write-buffer, and the daemon stops reading it.
+    """
+    with Daemon("--max-inflight", "4", "--max-write-buffer", "65536") as d:
+        slow = d.client()
+        big = {"series": series(64, 16, 9), "prediction_length": 64}
+        sent = [0]
+
+        def flood():
+            try:
+                while sent[0] < 5000:
+                    slow.send(forecast(sent[0], big))
+                    sent[0] += 1
+            except OSError:
+                pass
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        time.sleep(1.0)
+        fast = d.client()
+        t0 = time.time()
+        ok = all("result" in fast.call("forecast", REQUESTS_A[0]) for _ in range(10))
+        elapsed = time.time() - t0
+        tap.ok(ok and elapsed < 3, "a slow reader does not stall another client (%.2fs)" % elapsed)
+        tap.ok(sent[0] < 5000, "backpressure: the slow reader's requests stopped being read "
+               "(%d of 5000 sent)" % sent[0])
+        slow.close()
+        tap.ok(fast.call("health")["result"]["status"] == "ok", "still serving after it left")
+        fast.close()
+        tap.ok(d.stop() == 0, "slow-reader daemon exits 0")
+
+
+want_a = expected(TINY_A, REQUESTS_A)
+want_b = expected(TINY_B, REQUESTS_B)
+with Daemon("--batch-delay-us", "3000", "--max-write-buffer", "65536") as d:
+    check_load(d, TINY_A, REQUESTS_A, want_a, 32, 8, "tiny-a")
+    batch_invariance(d, REQUESTS_A, want_a)
+    vanishing_client(d)
+    tap.ok(d.stop() == 0, "tiny-a daemon exits 0")
+with Daemon("--batch-delay-us", "3000", model=TINY_B) as d:
+    check_load(d, TINY_B, REQUESTS_B, want_b, 8, 6, "tiny-b")
+    tap.ok(d.stop() == 0, "tiny-b daemon exits 0")
+slow_reader()
+tap.done()
