@@ -121,8 +121,8 @@ static void process_lines(conn *c) {
     memmove(c->buf, c->buf + start, c->len - start);
     c->len -= start;
     c->scanned -= start;
-    /* After EOF, once every line is handed out, input is over. */
-    if (c->eof && !c->paused && c->len == 0)
+    /* After EOF, once every complete line is handed out, input is over. */
+    if (c->eof && !c->paused)
         conn_end_input(c);
 }
 
@@ -158,7 +158,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         c->eof = true;
         c->reading = false; /* libuv stops reading at EOF */
         c->discard = false;
-        if (!c->input_done && c->len > c->scanned) { /* a last line without '\n' */
+        if (!c->input_done && c->len > 0) { /* a last line without '\n' */
             grow(c, 1);
             if (c->cap > c->len)
                 c->buf[c->len++] = '\n';

@@ -96,6 +96,10 @@ int main(int argc, char **argv) {
         log_msg(TLOG_INFO, "ready");
     }
     server_run(&the_server);
+    /* The loop is done and its signal handlers are gone: a repeated SIGTERM
+     * must not turn the clean exit under way into a kill. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     server_destroy(&the_server);
     uv_loop_close(loop);
     log_msg(TLOG_INFO, "stopped");

@@ -146,6 +146,15 @@ class Daemon:
         self.reader.join(5)
         return rc
 
+    def wait(self, timeout=30):
+        """The exit status once it exits by itself (None if it does not)."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.reader.join(5)
+        return rc
+
     def __enter__(self):
         return self
 
