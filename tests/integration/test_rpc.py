@@ -141,7 +141,8 @@ def line_limit():
 
 def overload_and_deadline():
     # The worker waits 400 ms for each batch to fill, so requests sit in the queue.
-    with Daemon("--queue-limit", "2", "--max-inflight", "1", "--batch-delay-us", "400000") as d:
+    with Daemon("--queue-limit", "2", "--max-inflight", "1", "--batch-delay-us", "400000",
+                "--max-connections", "4") as d:
         a, b, c = d.client(), d.client(), d.client()
         a.send(forecast("late", dict(SMALL, timeout_ms=1)))
         a.send(forecast("a2", SMALL))
@@ -166,11 +167,22 @@ def overload_and_deadline():
         m = a.call("metrics")["result"]
         tap.ok(m["expired"] == 1 and m["errors"]["-32001"] == 1 and m["errors"]["-32000"] == 2,
                "metrics count the refusals and the expired request", m)
+        fourth = d.client()
+        tap.ok("result" in fourth.call("health"), "connections within the limit are served")
+        fifth = d.client("tcp")
+        e = fifth.recv()
+        tap.ok(error_of(e).get("code") == OVERLOADED and fifth.recv_line() is None
+               and e["error"]["data"]["limit"] == "max-connections",
+               "beyond max-connections: -32000, then closed", e)
 
 
 def default_model():
-    with Daemon(model=None, tcp=False) as d:
+    with Daemon(model=None, tcp=False, env={"TOTO_DISABLE_COMPILE": "1"}) as d:
         h = d.client().call("health")["result"]
+        info = d.client().call("info")["result"]
+        tap.ok(info["config"]["disable-compile"] is True and h["path"] == "eager"
+               and "compile disabled by TOTO_DISABLE_COMPILE" in d.log_text(),
+               "TOTO_DISABLE_COMPILE=1 is honoured and reported", info["config"])
         tap.ok(h["untrained"] is True and h["model"].endswith("models/default"),
                "no --model: the bundled model, labelled untrained", h)
         tap.ok("UNTRAINED" in d.log_text(), "the startup log says untrained")
