@@ -147,13 +147,15 @@ static void enqueue(server *s, conn *c, rpc_batch *b, job *j) {
     j->batch = b;
     conn_hold(c);
     c->inflight++;
-    b ? (void)b->pending++ : (void)0;
+    if (b)
+        b->pending++;
     s->outstanding++;
     int rc = queue_push(&s->queue, j); /* from here on the worker may own j */
     if (rc == QUEUE_OK)
         return;
     s->outstanding--;
-    b ? (void)b->pending-- : (void)0;
+    if (b)
+        b->pending--;
     c->inflight--;
     conn_release(c);
     if (rc == QUEUE_FULL) {
