@@ -6,7 +6,11 @@
  * a message into a caller-provided buffer (err, err_len).
  *
  * Lifetime: toto_model_open() -> toto_forecast()* -> toto_model_free().
- * A model handle may be used from one thread at a time.
+ * toto_forecast() may run on one thread at a time per handle.
+ * toto_model_get_info() and toto_request_validate() only read what
+ * toto_model_open() fixed: any thread may call them at any time, also while
+ * another thread is inside toto_forecast() (the daemon validates on its I/O
+ * thread while the worker computes).
  */
 #ifndef TOTO_H
 #define TOTO_H
