@@ -42,7 +42,7 @@ static const setting settings[] = {
     {"unix", STR(unix_path), 0, 0, "PATH", "Unix socket (mode 0660); 'none' disables it"},
     {"tcp", STR(tcp), 0, 0, "HOST:PORT", "TCP listener; ':PORT' means 127.0.0.1; port 0 picks one"},
     {"http", STR(http), 0, 0, "HOST:PORT",
-     "HTTP endpoints for operators (accepted and checked; not served yet)"},
+     "HTTP listener: GET /health, /ready, /metrics; POST /v1/forecast; ':PORT' means 127.0.0.1"},
     {"config", STR(config_file), 0, 0, "FILE", "config file of 'key = value' lines"},
     {"stdio", FLAG(stdio), NULL, "serve one client on stdin/stdout; open no socket"},
     {"disable-compile", FLAG(disable_compile), NULL, "use the eager path (the only one today)"},
@@ -464,9 +464,8 @@ static void print_help(FILE *out) {
             "Precedence: flags > environment (TOTO_*) > config file > defaults. The config\n"
             "file holds 'key = value' lines (keys as the flags, without dashes; '#' starts a\n"
             "comment line). The default model is the bundled one: a small UNTRAINED checkpoint,\n"
-            "reported as untrained. --http is checked and stored; its endpoints are not served\n"
-            "yet. Exit status: 0 clean exit (SIGTERM/SIGINT too), 1 runtime failure, 2 bad\n"
-            "configuration.\n",
+            "reported as untrained. Exit status: 0 clean exit (SIGTERM/SIGINT too), 1 runtime\n"
+            "failure, 2 bad configuration.\n",
             "--check-config", "", "--help", "--version");
 }
 

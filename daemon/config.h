@@ -35,7 +35,7 @@ typedef struct totod_config {
     char dtype[16];                          /* float32, float64 */
     char unix_path[TOTOD_UNIX_PATH_MAX + 1]; /* "" disables the Unix listener */
     char tcp[256];                           /* HOST:PORT; "" disables */
-    char http[256];                          /* HOST:PORT; stored, not served yet */
+    char http[256];                          /* HOST:PORT; "" disables (httpd.h) */
     char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
     bool stdio;                              /* serve one client on stdin/stdout only */
     bool disable_compile;                    /* TOTO_DISABLE_COMPILE: stay on the eager path */

@@ -1,4 +1,4 @@
-/* conn.c - a client connection: lines in, answers out (see conn.h). */
+/* conn.c - a client connection: lines or HTTP requests in, answers out (see conn.h). */
 #include "conn.h"
 
 #include <stdio.h>
@@ -16,7 +16,7 @@ typedef struct write_req {
     char data[];
 } write_req;
 
-static void process_lines(conn *c);
+static void process_input(conn *c);
 static void maybe_finish(conn *c);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -49,6 +49,8 @@ void conn_release(conn *c) {
         maybe_finish(c);
         return;
     }
+    if (c->framing == CONN_HTTP)
+        http_parser_free(&c->http);
     free(c->buf);
     free(c);
 }
@@ -56,6 +58,9 @@ void conn_release(conn *c) {
 /* Starts or stops reading to match the connection's state. */
 static void update_reading(conn *c) {
     bool want = !c->closing && !c->eof && !c->paused && (!c->input_done || c->discard);
+    /* HTTP: while a request is being answered, read ahead only a little. */
+    if (c->http_busy && !c->discard && c->len >= READ_CHUNK)
+        want = false;
     if (want == c->reading)
         return;
     c->reading = want;
@@ -126,6 +131,65 @@ static void process_lines(conn *c) {
         conn_end_input(c);
 }
 
+static void http_failed(conn *c) {
+    c->discard = true; /* as for a too-long line: do not let a reset eat the answer */
+    c->ops->on_http_error(c->ctx, c, http_parser_error_status(&c->http),
+                          http_parser_error_message(&c->http));
+    conn_end_input(c);
+}
+
+/* Feeds the parser and hands out one request at a time (see conn.h). */
+static void process_http(conn *c) {
+    size_t start = 0;
+    while (!c->input_done && !c->paused && !c->closing && !c->http_busy && start < c->len) {
+        size_t used;
+        http_result r = http_parser_feed(&c->http, c->buf + start, c->len - start, &used);
+        start += used;
+        if (http_parser_take_continue(&c->http))
+            conn_send_raw(c, HTTP_CONTINUE_RESPONSE, sizeof HTTP_CONTINUE_RESPONSE - 1);
+        if (r == HTTP_NEED_MORE)
+            break;
+        if (r == HTTP_ERROR) {
+            http_failed(c);
+            return;
+        }
+        c->http_busy = true;
+        c->ops->on_request(c->ctx, c, http_parser_request(&c->http)); /* may answer at once */
+    }
+    if (c->input_done)
+        return;
+    memmove(c->buf, c->buf + start, c->len - start);
+    c->len -= start;
+    /* After EOF, once every complete request is answered, input is over (a
+     * request cut short by EOF is not one). */
+    if (c->eof && !c->paused && !c->http_busy)
+        conn_end_input(c);
+    else
+        update_reading(c);
+}
+
+static void process_input(conn *c) {
+    if (c->in_process)
+        return; /* an answer given while handing out; the loop below goes on */
+    c->in_process = true;
+    if (c->framing == CONN_HTTP)
+        process_http(c);
+    else
+        process_lines(c);
+    c->in_process = false;
+}
+
+void conn_http_done(conn *c, bool keep_alive) {
+    http_parser_reset(&c->http);
+    c->http_busy = false;
+    if (!keep_alive) {
+        conn_end_input(c);
+        return;
+    }
+    if (!c->closing)
+        process_input(c);
+}
+
 /* Makes room for at least `room` more bytes, without passing the line limit by much. */
 static void grow(conn *c, size_t room) {
     if (c->cap - c->len >= room)
@@ -158,7 +222,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         c->eof = true;
         c->reading = false; /* libuv stops reading at EOF */
         c->discard = false;
-        if (!c->input_done && c->len > 0) { /* a last line without '\n' */
+        if (c->framing == CONN_LINES && !c->input_done &&
+            c->len > 0) { /* a last line without '\n' */
             grow(c, 1);
             if (c->cap > c->len)
                 c->buf[c->len++] = '\n';
@@ -166,13 +231,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         if (c->input_done)
             maybe_finish(c);
         else
-            process_lines(c);
+            process_input(c);
     } else if (nread < 0) {
         log_msg(TLOG_DEBUG, "connection %s: read error: %s", c->peer, uv_strerror((int)nread));
         conn_close(c);
     } else if (nread > 0 && !c->discard) {
         c->len += (size_t)nread;
-        process_lines(c);
+        process_input(c);
     }
 }
 
@@ -189,12 +254,13 @@ static void write_cb(uv_write_t *req, int status) {
     }
     if (c->paused && c->write_bytes <= c->lim.max_write_buffer / 2) {
         c->paused = false;
-        process_lines(c); /* lines read before the pause come first */
+        process_input(c); /* requests read before the pause come first */
         update_reading(c);
     }
 }
 
-void conn_send(conn *c, const char *text, size_t len) {
+/* Queues len bytes of data, and a '\n' when newline. */
+static void queue_write(conn *c, const char *data, size_t len, bool newline) {
     if (!conn_is_open(c))
         return;
     write_req *w = malloc(sizeof *w + len + 1);
@@ -203,10 +269,10 @@ void conn_send(conn *c, const char *text, size_t len) {
         conn_close(c);
         return;
     }
-    memcpy(w->data, text, len);
+    memcpy(w->data, data, len);
     w->data[len] = '\n';
     w->c = c;
-    w->size = len + 1;
+    w->size = len + newline;
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->size);
     if (uv_write(&w->req, c->out, &buf, 1, write_cb)) {
         free(w);
@@ -218,6 +284,14 @@ void conn_send(conn *c, const char *text, size_t len) {
         c->paused = true; /* backpressure: read nothing more until the client reads */
         update_reading(c);
     }
+}
+
+void conn_send(conn *c, const char *text, size_t len) {
+    queue_write(c, text, len, true);
+}
+
+void conn_send_raw(conn *c, const char *data, size_t len) {
+    queue_write(c, data, len, false);
 }
 
 int conn_start(conn *c) {
@@ -258,10 +332,16 @@ static void describe_peer(conn *c) {
     snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
 }
 
-conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim) {
+conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim,
+                  conn_framing framing) {
     conn *c = conn_new(ctx, lim);
     if (!c)
         return NULL;
+    if (framing == CONN_HTTP) {
+        http_limits hl = {.max_body_bytes = lim->max_line_bytes}; /* default header limits */
+        http_parser_init(&c->http, &hl);
+        c->framing = CONN_HTTP;
+    }
     int rc = listener->type == UV_TCP ? uv_tcp_init(listener->loop, &c->in_h.tcp)
                                       : uv_pipe_init(listener->loop, &c->in_h.pipe, 0);
     if (rc) {

@@ -1,8 +1,15 @@
 /*
- * conn.h - one client connection on the loop thread: reads bytes, splits
- * them into lines, writes answers, and applies the per-connection limits.
+ * conn.h - one client connection on the loop thread: reads bytes, frames
+ * them into requests, writes answers, and applies the per-connection limits.
  *
- * Knows nothing of JSON-RPC: complete lines go to ops->on_line. A socket
+ * Two framings share this machinery (reading, writing, reference counts,
+ * flow control, closing):
+ *  - CONN_LINES: one JSON-RPC message per line; complete lines go to
+ *    ops->on_line, and many may be in flight at once.
+ *  - CONN_HTTP: HTTP/1.1 requests (http.h); each complete request goes to
+ *    ops->on_request, one at a time: the next one, even when pipelined, is
+ *    handed out only after conn_http_done(), so responses leave in order.
+ * Knows nothing of JSON-RPC or of what the HTTP endpoints mean. A socket
  * connection has one stream; --stdio has two (stdin, stdout).
  *
  * Lifetime: a connection is reference counted. It holds one reference for
@@ -23,7 +30,11 @@
 
 #include <uv.h>
 
+#include "http.h"
+
 typedef struct conn conn;
+
+typedef enum conn_framing { CONN_LINES, CONN_HTTP } conn_framing;
 
 typedef struct conn_ops {
     /* One line, without its '\n' (and '\r'); valid during the call only. */
@@ -33,10 +44,16 @@ typedef struct conn_ops {
     void (*on_line_too_long)(void *ctx, conn *c);
     /* The handles are closed; nothing more can be written. */
     void (*on_closed)(void *ctx, conn *c);
+    /* CONN_HTTP: one complete request, valid until conn_http_done(). The
+     * connection hands out nothing more until then. */
+    void (*on_request)(void *ctx, conn *c, const http_request *req);
+    /* CONN_HTTP: the bytes are not a request we can serve (status 400, 413,
+     * 431, ...). Answer it; the connection then reads no more and closes. */
+    void (*on_http_error)(void *ctx, conn *c, int status, const char *message);
 } conn_ops;
 
 typedef struct conn_limits {
-    size_t max_line_bytes;
+    size_t max_line_bytes; /* CONN_HTTP: the largest request body */
     size_t max_write_buffer;
 } conn_limits;
 
@@ -53,7 +70,11 @@ struct conn {
     void *ctx;
     const conn_ops *ops; /* NULL until the connection is set up */
     conn_limits lim;
-    char peer[64]; /* for logs */
+    conn_framing framing;
+    http_parser http; /* CONN_HTTP only */
+    bool http_busy;   /* CONN_HTTP: a request is handed out and not yet answered */
+    bool in_process;  /* handing out input now: no reentry */
+    char peer[64];    /* for logs */
     conn_handle in_h, out_h;
     uv_stream_t *in, *out; /* equal for a socket */
     uv_shutdown_t shutdown_req;
@@ -73,7 +94,8 @@ struct conn {
 };
 
 /* Accepts a pending connection on listener (TCP or Unix). NULL on failure. */
-conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim);
+conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim,
+                  conn_framing framing);
 /* stdin/stdout as one connection; NULL with err set when they are not streams. */
 conn *conn_open_stdio(uv_loop_t *loop, void *ctx, const conn_ops *ops, const conn_limits *lim,
                       char *err, size_t err_len);
@@ -81,6 +103,12 @@ int conn_start(conn *c);
 
 /* Queues text and a '\n' for writing; dropped when the connection is closed. */
 void conn_send(conn *c, const char *text, size_t len);
+/* Queues bytes as they are (an HTTP response); dropped when the connection is closed. */
+void conn_send_raw(conn *c, const char *data, size_t len);
+/* CONN_HTTP: the answer to the current request is queued. Without keep_alive
+ * the connection reads no more and closes once written; else the next
+ * request (maybe already read) is handed out. */
+void conn_http_done(conn *c, bool keep_alive);
 
 void conn_hold(conn *c);
 void conn_release(conn *c); /* may free c */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "methods.h"
@@ -140,8 +141,10 @@ static json_t *limit_data(const char *limit, int64_t max) {
     return json_pack("{s:s, s:I}", "limit", limit, "max", (json_int_t)max);
 }
 
-/* Queues j; on success the job belongs to the queue and the worker. */
-static void enqueue(server *s, conn *c, rpc_batch *b, job *j) {
+static int refuse(dispatch_refusal *r, int code, const char *message, json_t *data);
+
+/* Queues j; on success the job belongs to the queue and the worker. Else frees j, fills *r. */
+static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r) {
     char message[160];
     j->conn = c;
     j->batch = b;
@@ -152,59 +155,81 @@ static void enqueue(server *s, conn *c, rpc_batch *b, job *j) {
     s->outstanding++;
     int rc = queue_push(&s->queue, j); /* from here on the worker may own j */
     if (rc == QUEUE_OK)
-        return;
+        return 0;
     s->outstanding--;
     if (b)
         b->pending--;
     c->inflight--;
     conn_release(c);
-    if (rc == QUEUE_FULL) {
-        snprintf(message, sizeof message,
-                 "overloaded: the queue is full (queue-limit %lld); retry later",
-                 (long long)s->cfg->queue_limit);
-        reply_error(s, c, b, j->id, RPC_OVERLOADED, message,
-                    limit_data("queue-limit", s->cfg->queue_limit));
-    } else {
-        reply_error(s, c, b, j->id, RPC_SHUTTING_DOWN, "shutting down", NULL);
-    }
     job_free(j);
+    if (rc == QUEUE_CLOSED)
+        return refuse(r, RPC_SHUTTING_DOWN, "shutting down", NULL);
+    snprintf(message, sizeof message,
+             "overloaded: the queue is full (queue-limit %lld); retry later",
+             (long long)s->cfg->queue_limit);
+    return refuse(r, RPC_OVERLOADED, message, limit_data("queue-limit", s->cfg->queue_limit));
 }
 
-static void submit_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
-                            uint64_t received_ns) {
+/* Fills *r with a refusal; returns -1 so that callers can `return refuse(...)`. */
+static int refuse(dispatch_refusal *r, int code, const char *message, json_t *data) {
+    r->code = code;
+    snprintf(r->message, sizeof r->message, "%s", message);
+    r->data = data;
+    return -1;
+}
+
+/*
+ * The one way into the queue, for every framing: checks the state and the
+ * limits, parses and validates params, and queues the job. 0: queued, the
+ * answer comes through dispatch_complete(); -1: refused, *r says why.
+ */
+static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, const json_t *params,
+                           bool bare, uint64_t received_ns, dispatch_refusal *r) {
     char message[200];
     proto_error err;
-    if (call->notification)
-        return; /* nothing could carry its result: not computed */
-    if (!json_is_object(call->params)) {
-        reply_error(s, c, b, call->id, PROTO_INVALID_PARAMS, "params: must be an object",
-                    json_pack("{s:s}", "field", "params"));
-    } else if (s->state != SERVER_SERVING) {
-        reply_error(s, c, b, call->id, RPC_SHUTTING_DOWN,
-                    "shutting down: no new forecasts are accepted", NULL);
-    } else if (c->inflight >= s->cfg->max_inflight) {
+    if (!json_is_object(params))
+        return refuse(r, PROTO_INVALID_PARAMS, "params: must be an object",
+                      json_pack("{s:s}", "field", "params"));
+    if (s->state != SERVER_SERVING)
+        return refuse(r, RPC_SHUTTING_DOWN, "shutting down: no new forecasts are accepted", NULL);
+    if (c->inflight >= s->cfg->max_inflight) {
         snprintf(message, sizeof message,
                  "overloaded: %lld forecasts already in flight on this connection "
                  "(max-inflight); wait for answers before sending more",
                  (long long)c->inflight);
-        reply_error(s, c, b, call->id, RPC_OVERLOADED, message,
-                    limit_data("max-inflight", s->cfg->max_inflight));
-    } else {
-        job *j = job_new(call->id);
-        if (!j) {
-            reply_error(s, c, b, call->id, PROTO_INTERNAL_ERROR, "internal error: out of memory",
-                        NULL);
-        } else if (prepare_forecast(s, call->params, j, &err)) {
-            reply_error(s, c, b, call->id, err.code, err.message,
-                        err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
-            job_free(j);
-        } else {
-            j->received_ns = received_ns;
-            if (j->timeout_ms >= 0)
-                j->deadline_ns = received_ns + (uint64_t)j->timeout_ms * 1000000u;
-            enqueue(s, c, b, j);
-        }
+        return refuse(r, RPC_OVERLOADED, message, limit_data("max-inflight", s->cfg->max_inflight));
     }
+    job *j = job_new(id);
+    if (!j)
+        return refuse(r, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
+    j->bare = bare;
+    if (prepare_forecast(s, params, j, &err)) {
+        job_free(j);
+        return refuse(r, err.code, err.message,
+                      err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
+    }
+    j->received_ns = received_ns;
+    if (j->timeout_ms >= 0)
+        j->deadline_ns = received_ns + (uint64_t)j->timeout_ms * 1000000u;
+    return enqueue(s, c, b, j, r);
+}
+
+int dispatch_forecast(server *s, conn *c, const json_t *params, uint64_t received_ns,
+                      dispatch_refusal *r) {
+    s->metrics.requests[METHOD_FORECAST]++;
+    int rc = submit_forecast(s, c, NULL, NULL, params, true, received_ns, r);
+    if (rc)
+        metrics_count_error(&s->metrics, r->code);
+    return rc;
+}
+
+static void rpc_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
+                         uint64_t received_ns) {
+    dispatch_refusal r;
+    if (call->notification)
+        return; /* nothing could carry its result: not computed */
+    if (submit_forecast(s, c, b, call->id, call->params, false, received_ns, &r))
+        reply_error(s, c, b, call->id, r.code, r.message, r.data);
 }
 
 static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
@@ -221,7 +246,7 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
     s->metrics.requests[method]++;
     s->metrics.notifications += call.notification;
     if (method == METHOD_FORECAST)
-        submit_forecast(s, c, b, &call, received_ns);
+        rpc_forecast(s, c, b, &call, received_ns);
     else if (call.notification)
         return; /* JSON-RPC: a notification is never answered */
     else if (method == METHOD_HEALTH)
@@ -307,7 +332,9 @@ void dispatch_complete(server *s, job *j) {
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
     c->inflight--;
     /* On a connection that has closed meanwhile, conn_send drops the answer. */
-    if (j->batch)
+    if (j->bare)
+        httpd_complete(s, c, j);
+    else if (j->batch)
         batch_add(j->batch, j->response);
     else
         conn_send(c, j->response, strlen(j->response));

@@ -2,6 +2,9 @@
  * dispatch.h - JSON-RPC on a connection: a line in, answers out. Answers
  * health, info, metrics and every error at once; turns each valid forecast
  * into a job on the queue and answers it when the job comes back.
+ *
+ * Also the one entry point for forecasts from HTTP (httpd.h): the same
+ * checks, parsing, validation, queue and worker, only the envelope differs.
  */
 #ifndef TOTOD_DISPATCH_H
 #define TOTOD_DISPATCH_H
@@ -11,6 +14,21 @@
 #include "conn.h"
 #include "job.h"
 #include "server.h"
+
+/* Why a forecast was not queued: a JSON-RPC error code and message, and data (owned, or NULL). */
+typedef struct dispatch_refusal {
+    int code;
+    char message[600];
+    json_t *data;
+} dispatch_refusal;
+
+/*
+ * A forecast from HTTP: params is the forecast params object. 0: queued; the
+ * job comes back to httpd_complete() with a bare answer (job.h). -1: refused,
+ * *r says why (the caller answers and frees r->data). Counted in metrics.
+ */
+int dispatch_forecast(server *s, conn *c, const json_t *params, uint64_t received_ns,
+                      dispatch_refusal *r);
 
 /* One line read from c (a request or a batch array). */
 void dispatch_line(server *s, conn *c, const char *line, size_t len);

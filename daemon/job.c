@@ -38,10 +38,11 @@ static void set_response(job *j, char *text) {
 
 void job_fail(job *j, int code, const char *message, json_t *data) {
     j->error_code = code;
-    set_response(j, rpc_error_text(j->id, code, message, data));
+    set_response(j, j->bare ? rpc_bare_error_text(code, message, data)
+                            : rpc_error_text(j->id, code, message, data));
 }
 
 void job_succeed(job *j, json_t *result) {
     j->error_code = 0;
-    set_response(j, rpc_result_text(j->id, result));
+    set_response(j, j->bare ? rpc_bare_result_text(result) : rpc_result_text(j->id, result));
 }

@@ -9,6 +9,7 @@
 #ifndef TOTOD_JOB_H
 #define TOTOD_JOB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -21,6 +22,7 @@ typedef struct job {
     /* Set by the loop before queueing. */
     void *conn;        /* the connection to answer (opaque here; it holds a reference) */
     void *batch;       /* the JSON-RPC batch array it belongs to, or NULL */
+    bool bare;         /* answer without the JSON-RPC envelope (HTTP) */
     json_t *id;        /* a copy of the request's id, owned */
     json_t *series_id; /* a copy of params.series_id, owned, or NULL */
     proto_forecast_request req;
@@ -33,7 +35,7 @@ typedef struct job {
     uint64_t started_ns, finished_ns;
     int batch_size;
     int error_code; /* 0: a result; else the JSON-RPC error code answered */
-    char *response; /* the JSON-RPC response, one line without '\n' */
+    char *response; /* the JSON-RPC response (or bare: the result or {"error":...}), one line */
 } job;
 
 /* A job for request id (copied); NULL when out of memory. */

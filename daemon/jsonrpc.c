@@ -53,14 +53,29 @@ char *rpc_result_text(const json_t *id, json_t *result) {
                           "result", result));
 }
 
-char *rpc_error_text(const json_t *id, int code, const char *message, json_t *data) {
+/* {code, message[, data]}; takes data. */
+static json_t *error_object(int code, const char *message, json_t *data) {
     json_t *error = json_pack("{s:i, s:s}", "code", code, "message", message);
     if (error && data)
         json_object_set_new(error, "data", data);
     else
         json_decref(data);
+    return error;
+}
+
+char *rpc_error_text(const json_t *id, int code, const char *message, json_t *data) {
+    json_t *error = error_object(code, message, data);
     if (!error)
         return NULL;
     return dump(json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
                           error));
+}
+
+char *rpc_bare_result_text(json_t *result) {
+    return dump(result);
+}
+
+char *rpc_bare_error_text(int code, const char *message, json_t *data) {
+    json_t *error = error_object(code, message, data);
+    return error ? dump(json_pack("{s:o}", "error", error)) : NULL;
 }

@@ -38,6 +38,11 @@ char *rpc_result_text(const json_t *id, json_t *result);
 /* {"jsonrpc":"2.0","id":id,"error":{code,message[,data]}}; takes data (may be NULL). */
 char *rpc_error_text(const json_t *id, int code, const char *message, json_t *data);
 
+/* The same without the JSON-RPC envelope, as HTTP answers: the result object
+ * itself, or {"error":{code,message[,data]}}. Take result / data. */
+char *rpc_bare_result_text(json_t *result);
+char *rpc_bare_error_text(int code, const char *message, json_t *data);
+
 /* A fixed answer for when building one failed (out of memory). Not to be freed. */
 extern const char rpc_oom_text[];
 

@@ -33,6 +33,11 @@ void metrics_count_error(metrics *m, int code) {
             m->errors[i]++;
 }
 
+void metrics_count_http(metrics *m, int status) {
+    if (status >= 100 && status < 600)
+        m->http_responses[status / 100 - 1]++;
+}
+
 void histogram_add(histogram *h, double ms) {
     int i = 0;
     while (i < METRICS_LATENCY_BUCKETS && ms > latency_bounds_ms[i])
@@ -57,7 +62,7 @@ json_t *histogram_to_json(const histogram *h) {
 }
 
 json_t *metrics_to_json(const metrics *m) {
-    json_t *requests = json_object(), *errors = json_object();
+    json_t *requests = json_object(), *errors = json_object(), *http = json_object();
     char code[16];
     for (int i = 0; requests && i < METHOD_COUNT; i++)
         json_object_set_new(requests, method_names[i], json_integer((json_int_t)m->requests[i]));
@@ -65,11 +70,15 @@ json_t *metrics_to_json(const metrics *m) {
         snprintf(code, sizeof code, "%d", metrics_error_codes[i]);
         json_object_set_new(errors, code, json_integer((json_int_t)m->errors[i]));
     }
-    return json_pack("{s:o, s:I, s:o, s:{s:I, s:I}, s:I, s:{s:o, s:o, s:o}}", "requests", requests,
-                     "notifications", (json_int_t)m->notifications, "errors", errors, "connections",
-                     "accepted", (json_int_t)m->connections_accepted, "refused",
-                     (json_int_t)m->connections_refused, "lines_too_long",
-                     (json_int_t)m->lines_too_long, "latency_ms", "queue",
-                     histogram_to_json(&m->queue_ms), "model", histogram_to_json(&m->model_ms),
-                     "total", histogram_to_json(&m->total_ms));
+    for (int i = 0; http && i < 5; i++) {
+        snprintf(code, sizeof code, "%dxx", i + 1);
+        json_object_set_new(http, code, json_integer((json_int_t)m->http_responses[i]));
+    }
+    return json_pack(
+        "{s:o, s:I, s:o, s:o, s:{s:I, s:I}, s:I, s:{s:o, s:o, s:o}}", "requests", requests,
+        "notifications", (json_int_t)m->notifications, "errors", errors, "http_responses", http,
+        "connections", "accepted", (json_int_t)m->connections_accepted, "refused",
+        (json_int_t)m->connections_refused, "lines_too_long", (json_int_t)m->lines_too_long,
+        "latency_ms", "queue", histogram_to_json(&m->queue_ms), "model",
+        histogram_to_json(&m->model_ms), "total", histogram_to_json(&m->total_ms));
 }

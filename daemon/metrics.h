@@ -34,6 +34,7 @@ typedef struct metrics {
     uint64_t notifications;
     uint64_t errors[METRICS_ERROR_CODES]; /* indexed like metrics_error_codes */
     uint64_t connections_accepted, connections_refused, lines_too_long;
+    uint64_t http_responses[5]; /* by status class: 1xx (index 0) ... 5xx */
     histogram queue_ms, model_ms, total_ms;
 } metrics;
 
@@ -41,10 +42,12 @@ extern const int metrics_error_codes[METRICS_ERROR_CODES];
 
 metrics_method metrics_method_of(const char *name);
 void metrics_count_error(metrics *m, int code);
+/* An HTTP response with this status was sent. */
+void metrics_count_http(metrics *m, int status);
 void histogram_add(histogram *h, double ms);
 /* {"buckets": [{"le": bound, "count": cumulative}...], "count", "sum"} */
 json_t *histogram_to_json(const histogram *h);
-/* requests, notifications, errors, connections and the latency histograms. */
+/* requests, notifications, errors, connections, http_responses and the latency histograms. */
 json_t *metrics_to_json(const metrics *m);
 
 #endif

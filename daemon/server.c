@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "dispatch.h"
+#include "httpd.h"
 #include "jsonrpc.h"
 #include "listen.h"
 #include "log.h"
@@ -40,7 +41,16 @@ static void on_closed(void *ctx, conn *c) {
         close_handles(s);
 }
 
-static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed};
+static void on_request(void *ctx, conn *c, const http_request *req) {
+    httpd_request(ctx, c, req);
+}
+
+static void on_http_error(void *ctx, conn *c, int status, const char *message) {
+    httpd_parse_error(ctx, c, status, message);
+}
+
+static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed, on_request,
+                                         on_http_error};
 
 static conn_limits limits_of(const totod_config *cfg) {
     return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer};
@@ -54,32 +64,47 @@ static void add_conn(server *s, conn *c) {
     s->n_conns++;
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
+/* Accepted only to say why, so the client does not hang in the backlog. */
+static void refuse_connection(server *s, conn *c) {
+    s->metrics.connections_refused++;
+    if (c->framing == CONN_HTTP) {
+        httpd_refuse_connection(s, c);
+    } else {
+        char *text = rpc_error_text(NULL, RPC_OVERLOADED,
+                                    "overloaded: too many connections (max-connections)",
+                                    json_pack("{s:s, s:I}", "limit", "max-connections", "max",
+                                              (json_int_t)s->cfg->max_connections));
+        metrics_count_error(&s->metrics, RPC_OVERLOADED);
+        conn_send(c, text ? text : rpc_oom_text, strlen(text ? text : rpc_oom_text));
+        free(text);
+    }
+    conn_end_input(c);
+}
+
+static void accept_one(uv_stream_t *listener, int status, conn_framing framing) {
     server *s = listener->data;
     conn_limits lim = limits_of(s->cfg);
     if (status < 0) {
         log_msg(TLOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    conn *c = conn_accept(listener, s, &server_conn_ops, &lim);
+    conn *c = conn_accept(listener, s, &server_conn_ops, &lim, framing);
     if (!c)
         return;
     add_conn(s, c);
     s->metrics.connections_accepted++;
-    if (s->n_conns > s->cfg->max_connections) {
-        /* Accepted only to say why, so the client does not hang in the backlog. */
-        char *text = rpc_error_text(NULL, RPC_OVERLOADED,
-                                    "overloaded: too many connections (max-connections)",
-                                    json_pack("{s:s, s:I}", "limit", "max-connections", "max",
-                                              (json_int_t)s->cfg->max_connections));
-        s->metrics.connections_refused++;
-        metrics_count_error(&s->metrics, RPC_OVERLOADED);
-        conn_send(c, text ? text : rpc_oom_text, strlen(text ? text : rpc_oom_text));
-        free(text);
-        conn_end_input(c);
-        return;
-    }
-    conn_start(c);
+    if (s->n_conns > s->cfg->max_connections)
+        refuse_connection(s, c);
+    else
+        conn_start(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+    accept_one(listener, status, CONN_LINES);
+}
+
+static void on_http_connection(uv_stream_t *listener, int status) {
+    accept_one(listener, status, CONN_HTTP);
 }
 
 static void on_done(uv_async_t *async) {
@@ -142,11 +167,12 @@ static int open_listeners(server *s) {
     const totod_config *cfg = s->cfg;
     if (cfg->stdio)
         return open_stdio(s);
-    if (!cfg->unix_path[0] && !cfg->tcp[0]) {
-        log_msg(TLOG_ERR, "nothing to listen on: give --unix PATH, --tcp HOST:PORT or --stdio");
+    if (!cfg->unix_path[0] && !cfg->tcp[0] && !cfg->http[0]) {
+        log_msg(TLOG_ERR, "nothing to listen on: give --unix PATH, --tcp HOST:PORT, --http "
+                          "HOST:PORT or --stdio");
         return -1;
     }
-    s->unix_listener.data = s->tcp_listener.data = s;
+    s->unix_listener.data = s->tcp_listener.data = s->http_listener.data = s;
     if (cfg->unix_path[0]) {
         if (listen_unix(s->loop, &s->unix_listener, cfg->unix_path, on_connection, &s->unix_dev,
                         &s->unix_ino, err, sizeof err)) {
@@ -165,9 +191,15 @@ static int open_listeners(server *s) {
         s->tcp_open = true;
         log_msg(TLOG_INFO, "listening on tcp %s", bound);
     }
-    /* The HTTP endpoints (GET /health, /ready, /metrics, POST /v1/forecast) go here. */
-    if (cfg->http[0])
-        log_msg(TLOG_WARNING, "--http %s: accepted, but HTTP is not served yet", cfg->http);
+    if (cfg->http[0]) {
+        if (listen_tcp(s->loop, &s->http_listener, cfg->http, on_http_connection, bound,
+                       sizeof bound, err, sizeof err)) {
+            log_msg(TLOG_ERR, "%s", err);
+            return -1;
+        }
+        s->http_open = true;
+        log_msg(TLOG_INFO, "listening on http %s", bound);
+    }
     return 0;
 }
 
@@ -193,6 +225,10 @@ static void close_listeners(server *s) {
     if (s->tcp_open) {
         uv_close((uv_handle_t *)&s->tcp_listener, NULL);
         s->tcp_open = false;
+    }
+    if (s->http_open) {
+        uv_close((uv_handle_t *)&s->http_listener, NULL);
+        s->http_open = false;
     }
 }
 

@@ -2,6 +2,10 @@
  * server.h - the loop thread's state: listeners, connections, the request
  * queue, the inference worker(s), metrics and the shutdown sequence.
  *
+ * Connections on the Unix and TCP listeners (and stdio) speak JSON-RPC in
+ * lines (dispatch.h); those on the HTTP listener speak HTTP (httpd.h). Both
+ * kinds share conn.h's machinery, the limits and the shutdown sequence.
+ *
  * Everything here runs on the loop thread except the workers, which meet it
  * only through the job and completion queues.
  *
@@ -51,7 +55,8 @@ typedef struct server {
     ino_t unix_ino;
     uv_tcp_t tcp_listener;
     bool tcp_open;
-    /* The HTTP listener (cfg->http) will live here, next to these. */
+    uv_tcp_t http_listener; /* GET /health, /ready, /metrics; POST /v1/forecast */
+    bool http_open;
 
     uv_signal_t sigterm, sigint;
     uv_timer_t grace_timer, flush_timer;

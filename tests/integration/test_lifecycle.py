@@ -67,7 +67,7 @@ def check_config():
            "a bad file value is reported with file:line and key", r.stderr.decode())
     r = run(["--help"])
     tap.ok(r.returncode == 0 and b"--max-batch-tokens" in r.stdout and b"TOTO_GRACE_MS" in
-           r.stdout and b"not served yet" in r.stdout, "--help lists flags and variables")
+           r.stdout and b"GET /health" in r.stdout, "--help lists flags and variables")
     r = run(["--version"])
     tap.ok(r.returncode == 0 and r.stdout.startswith(b"totod "), "--version")
 

@@ -103,6 +103,7 @@ class Daemon:
         self.cmd = cmd
         self.log = []
         self.port = None
+        self.http_port = None  # with "--http", "127.0.0.1:0" among args
         self.ready = threading.Event()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=full_env)
@@ -118,6 +119,9 @@ class Daemon:
             m = re.search(r"listening on tcp \S+:(\d+)$", text)
             if m:
                 self.port = int(m.group(1))
+            m = re.search(r"listening on http \S+:(\d+)$", text)
+            if m:
+                self.http_port = int(m.group(1))
             if text.endswith("totod: ready"):
                 self.ready.set()
 
