@@ -141,7 +141,13 @@ static json_t *limit_data(const char *limit, int64_t max) {
     return json_pack("{s:s, s:I}", "limit", limit, "max", (json_int_t)max);
 }
 
-static int refuse(dispatch_refusal *r, int code, const char *message, json_t *data);
+/* Fills *r with a refusal; returns -1 so that callers can `return refuse(...)`. */
+static int refuse(dispatch_refusal *r, int code, const char *message, json_t *data) {
+    r->code = code;
+    snprintf(r->message, sizeof r->message, "%s", message);
+    r->data = data;
+    return -1;
+}
 
 /* Queues j; on success the job belongs to the queue and the worker. Else frees j, fills *r. */
 static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r) {
@@ -168,14 +174,6 @@ static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r
              "overloaded: the queue is full (queue-limit %lld); retry later",
              (long long)s->cfg->queue_limit);
     return refuse(r, RPC_OVERLOADED, message, limit_data("queue-limit", s->cfg->queue_limit));
-}
-
-/* Fills *r with a refusal; returns -1 so that callers can `return refuse(...)`. */
-static int refuse(dispatch_refusal *r, int code, const char *message, json_t *data) {
-    r->code = code;
-    snprintf(r->message, sizeof r->message, "%s", message);
-    r->data = data;
-    return -1;
 }
 
 /*

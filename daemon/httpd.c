@@ -143,17 +143,27 @@ static bool start_forecast(server *s, conn *c, const http_request *req, bool *op
     return false;
 }
 
+typedef enum endpoint { EP_HEALTH, EP_READY, EP_METRICS, EP_FORECAST } endpoint;
+
 typedef struct route {
     const char *path;
+    endpoint ep;
     const char *allow; /* the methods it answers, for 405's Allow header */
 } route;
 
 static const route routes[] = {
-    {"/health", "GET, HEAD"},
-    {"/ready", "GET, HEAD"},
-    {"/metrics", "GET, HEAD"},
-    {"/v1/forecast", "POST"},
+    {"/health", EP_HEALTH, "GET, HEAD"},
+    {"/ready", EP_READY, "GET, HEAD"},
+    {"/metrics", EP_METRICS, "GET, HEAD"},
+    {"/v1/forecast", EP_FORECAST, "POST"},
 };
+
+static const route *route_of(const char *path) {
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i].path))
+            return &routes[i];
+    return NULL;
+}
 
 /* 404 for an unknown path, 405 (with Allow) for a known one asked with another method. */
 static bool respond_unrouted(server *s, conn *c, const http_request *req, const route *known,
@@ -178,24 +188,26 @@ static bool respond_unrouted(server *s, conn *c, const http_request *req, const 
         keep_alive, allow, false);
 }
 
+/* GET or HEAD of /health, /ready or /metrics. */
+static bool serve_get(server *s, conn *c, endpoint ep, bool keep_alive, bool head) {
+    s->metrics.requests[ep == EP_METRICS ? METHOD_METRICS : METHOD_HEALTH]++;
+    if (ep == EP_HEALTH)
+        return respond_result(s, c, 200, methods_health(s), keep_alive, head);
+    if (ep == EP_READY)
+        return serve_ready(s, c, keep_alive, head);
+    return serve_metrics(s, c, keep_alive, head);
+}
+
 void httpd_request(server *s, conn *c, const http_request *req) {
-    const route *known = NULL;
+    const route *known = route_of(req->path);
     bool keep_alive = http_keep_alive(&c->http), open;
     bool get = !strcmp(req->method, "GET"), head = !strcmp(req->method, "HEAD");
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (!strcmp(req->path, routes[i].path))
-            known = &routes[i];
-    if (known == &routes[3] && !strcmp(req->method, "POST")) {
+    bool post = !strcmp(req->method, "POST");
+    if (known && known->ep == EP_FORECAST && post) {
         if (start_forecast(s, c, req, &open))
             return; /* answered by httpd_complete() */
-    } else if (known && known != &routes[3] && (get || head)) {
-        s->metrics.requests[known == &routes[2] ? METHOD_METRICS : METHOD_HEALTH]++;
-        if (known == &routes[0])
-            open = respond_result(s, c, 200, methods_health(s), keep_alive, head);
-        else if (known == &routes[1])
-            open = serve_ready(s, c, keep_alive, head);
-        else
-            open = serve_metrics(s, c, keep_alive, head);
+    } else if (known && known->ep != EP_FORECAST && (get || head)) {
+        open = serve_get(s, c, known->ep, keep_alive, head);
     } else {
         open = respond_unrouted(s, c, req, known, keep_alive);
     }
