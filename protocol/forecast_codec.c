@@ -94,11 +94,17 @@ static int parse_value(const json_t *elem, const char *field, double *out, proto
 static int parse_variate(const json_t *array, int variate, double *row, proto_error *err) {
     char field[64];
     for (size_t t = 0; t < json_array_size(array); t++) {
+        const json_t *elem = json_array_get(array, t);
+        /* A plain number first: naming the element takes a snprintf that only an error needs. */
+        if (json_is_number(elem) && fabs(json_number_value(elem)) <= MAX_VALUE_MAGNITUDE) {
+            row[t] = json_number_value(elem);
+            continue;
+        }
         if (variate < 0)
             snprintf(field, sizeof field, "series[%zu]", t);
         else
             snprintf(field, sizeof field, "series[%d][%zu]", variate, t);
-        if (parse_value(json_array_get(array, t), field, &row[t], err))
+        if (parse_value(elem, field, &row[t], err))
             return -1;
     }
     return 0;
