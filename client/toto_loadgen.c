@@ -1,0 +1,632 @@
+/*
+ * toto_loadgen.c - closed-loop load generator for totod.
+ *
+ *   toto-loadgen --address unix:PATH|tcp:HOST:PORT --clients N --duration-s S
+ *                [--warmup-s W] [--workload seed|mean64|small]
+ *                [--context T --horizon H --samples N] [--format md|kv]
+ *
+ * N threads, each with its own connection, send one forecast, wait for its
+ * answer, and send the next (closed loop). Per request it records the latency
+ * the client sees (monotonic clock, from the write to the parsed answer line)
+ * and the daemon's own "timing" (queue_ms, model_ms, batch_size), so the
+ * daemon's overhead (latency - model_ms) can be told apart from the model.
+ *
+ * The request line is encoded once; each request reuses the same bytes with
+ * only the id changing, so the client's own JSON cost stays out of the way.
+ * Exit status: 0 all answers were results, 1 any error, 2 bad usage.
+ */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+typedef struct workload {
+    const char *name;
+    int context, horizon, samples;
+} workload;
+
+/* seed and mean64 are upstream's reference workloads (as in toto-bench); small is cheap. */
+static const workload kWorkloads[] = {
+    {"seed", 512, 8, 1024},
+    {"mean64", 512, 64, 0},
+    {"small", 64, 8, 0},
+};
+
+typedef struct options {
+    const char *address, *format;
+    workload w;
+    int clients;
+    double duration_s, warmup_s, timeout_s, wait_s;
+} options;
+
+/* The shared, read-only part of a run: what to send and when to stop. */
+typedef struct plan {
+    const options *o;
+    const char *prefix; /* the request line up to the id's value */
+    size_t prefix_len;
+    uint64_t warmup_end_ns, end_ns;
+} plan;
+
+typedef struct sample {
+    double latency_ms, queue_ms, model_ms;
+    int batch_size;
+} sample;
+
+/* One client thread's connection, buffers and results; only that thread writes it. */
+typedef struct client {
+    const plan *p;
+    int index, fd;
+    pthread_t thread;
+    char *buf;
+    size_t buf_len, buf_cap;
+    sample *samples;
+    size_t n_samples, cap_samples;
+    uint64_t last_finish_ns, errors;
+    char first_error[256];
+} client;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Keeps the first error message of a client; later ones are only counted. */
+static void client_error(client *c, const char *fmt, ...) {
+    c->errors++;
+    if (c->first_error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->first_error, sizeof c->first_error, fmt, ap);
+    va_end(ap);
+}
+
+/* Daily and weekly seasonality with a trend and deterministic noise (as toto-bench). */
+static double series_value(int t, unsigned *seed) {
+    *seed = *seed * 1664525u + 1013904223u;
+    double noise = ((*seed >> 9) & 0xffff) / 65536.0 - 0.5;
+    return 10 + 0.01 * t + 3 * sin(t * 2 * M_PI / 24) + sin(t * 2 * M_PI / 168) + noise;
+}
+
+/* Appends text to a growing string; -1 when out of memory. */
+static int append(char **s, size_t *len, size_t *cap, const char *text, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t cap2 = (*cap ? *cap : 1024);
+        while (*len + n + 1 > cap2)
+            cap2 *= 2;
+        char *s2 = realloc(*s, cap2);
+        if (!s2)
+            return -1;
+        *s = s2;
+        *cap = cap2;
+    }
+    memcpy(*s + *len, text, n);
+    *len += n;
+    (*s)[*len] = '\0';
+    return 0;
+}
+
+/* The request line without its id's value and closing brace: '...,"id":'. */
+static char *encode_prefix(const workload *w, size_t *len_out) {
+    char *s = NULL, num[64];
+    size_t len = 0, cap = 0;
+    int n = snprintf(num, sizeof num,
+                     "{\"jsonrpc\":\"2.0\",\"method\":\"forecast\",\"params\":{\"series\":[");
+    int bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
+    unsigned seed = 1;
+    for (int t = 0; !bad && t < w->context; t++) {
+        n = snprintf(num, sizeof num, "%s%.9g", t ? "," : "", series_value(t, &seed));
+        bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
+    }
+    if (!bad) {
+        n = snprintf(num, sizeof num,
+                     "],\"prediction_length\":%d,\"num_samples\":%d},\"id\":", w->horizon,
+                     w->samples);
+        bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
+    }
+    if (bad) {
+        free(s);
+        return NULL;
+    }
+    *len_out = len;
+    return s;
+}
+
+/* Connects to unix:PATH or tcp:HOST:PORT; -1 with errno set on failure. */
+static int connect_unix(const char *path) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int connect_tcp(const char *hostport) {
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || (size_t)(colon - hostport) >= sizeof host) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* "[::1]:PORT" names a v6 host in brackets. */
+    const char *h = hostport;
+    size_t hl = (size_t)(colon - hostport);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+        h++, hl -= 2;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(hl ? host : "127.0.0.1", colon + 1, &hints, &res) != 0 || !res) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    freeaddrinfo(res);
+    /* One small request per answer: Nagle's delay would be measured as the daemon's. */
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int connect_address(const char *address) {
+    if (!strncmp(address, "unix:", 5))
+        return connect_unix(address + 5);
+    if (!strncmp(address, "tcp:", 4))
+        return connect_tcp(address + 4);
+    errno = EINVAL;
+    return -1;
+}
+
+/* Retries while the daemon is not listening yet, for up to wait_s seconds. */
+static int connect_retrying(const char *address, double wait_s) {
+    uint64_t until = now_ns() + (uint64_t)(wait_s * 1e9);
+    for (;;) {
+        int fd = connect_address(address);
+        if (fd >= 0 || errno == EINVAL || now_ns() >= until)
+            return fd;
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Writes the whole request (prefix + id + "}\n"); 0 or -1. */
+static int send_request(client *c, uint64_t id) {
+    char tail[32];
+    int n = snprintf(tail, sizeof tail, "%llu}\n", (unsigned long long)id);
+    if (n < 0 || (size_t)n >= sizeof tail)
+        return -1;
+    struct iovec iov[2] = {{(void *)c->p->prefix, c->p->prefix_len}, {tail, (size_t)n}};
+    int cnt = 2;
+    struct iovec *v = iov;
+    while (cnt > 0) {
+        ssize_t w = writev(c->fd, v, cnt);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        while (cnt > 0 && (size_t)w >= v->iov_len)
+            w -= (ssize_t)v->iov_len, v++, cnt--;
+        if (cnt > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* Reads until buf holds a whole line; returns its length (without '\n') or -1. */
+static ssize_t read_line(client *c, uint64_t deadline_ns) {
+    size_t scanned = 0;
+    for (;;) {
+        char *nl = memchr(c->buf + scanned, '\n', c->buf_len - scanned);
+        if (nl)
+            return nl - c->buf;
+        scanned = c->buf_len;
+        if (c->buf_len == c->buf_cap) {
+            char *b = realloc(c->buf, c->buf_cap * 2);
+            if (!b)
+                return -1;
+            c->buf = b;
+            c->buf_cap *= 2;
+        }
+        uint64_t now = now_ns();
+        if (now >= deadline_ns) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        int ms = (int)((deadline_ns - now) / 1000000u) + 1;
+        int pr = poll(&pfd, 1, ms);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue; /* the deadline check above ends it */
+        ssize_t r = read(c->fd, c->buf + c->buf_len, c->buf_cap - c->buf_len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            errno = r == 0 ? ECONNRESET : errno;
+            return -1;
+        }
+        c->buf_len += (size_t)r;
+    }
+}
+
+/* Drops the first line (len bytes + '\n') from buf. */
+static void consume_line(client *c, size_t len) {
+    c->buf_len -= len + 1;
+    memmove(c->buf, c->buf + len + 1, c->buf_len);
+}
+
+static int push_sample(client *c, const sample *s) {
+    if (c->n_samples == c->cap_samples) {
+        size_t cap = c->cap_samples ? c->cap_samples * 2 : 1024;
+        sample *ns = realloc(c->samples, cap * sizeof *ns);
+        if (!ns)
+            return -1;
+        c->samples = ns;
+        c->cap_samples = cap;
+    }
+    c->samples[c->n_samples++] = *s;
+    return 0;
+}
+
+/* Checks the answer to request id and fills s from its timing; 0 or -1 (error recorded). */
+static int parse_answer(client *c, const char *line, size_t len, uint64_t id, sample *s) {
+    json_error_t jerr;
+    json_t *root = json_loadb(line, len, 0, &jerr);
+    if (!root) {
+        client_error(c, "answer is not JSON: %s", jerr.text);
+        return -1;
+    }
+    int rc = -1;
+    json_t *result = json_object_get(root, "result");
+    json_t *timing = json_object_get(result, "timing");
+    json_t *error = json_object_get(root, "error");
+    if ((uint64_t)json_integer_value(json_object_get(root, "id")) != id)
+        client_error(c, "answer for another id (sent %llu)", (unsigned long long)id);
+    else if (error)
+        client_error(c, "error %lld: %s",
+                     (long long)json_integer_value(json_object_get(error, "code")),
+                     json_string_value(json_object_get(error, "message")));
+    else if (!json_is_object(timing))
+        client_error(c, "result without timing");
+    else {
+        s->queue_ms = json_number_value(json_object_get(timing, "queue_ms"));
+        s->model_ms = json_number_value(json_object_get(timing, "model_ms"));
+        s->batch_size = (int)json_integer_value(json_object_get(timing, "batch_size"));
+        rc = 0;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* One request and its answer; -1 ends the client (the connection is unusable). */
+static int round_trip(client *c, uint64_t id) {
+    const options *o = c->p->o;
+    uint64_t t0 = now_ns();
+    if (send_request(c, id) != 0) {
+        client_error(c, "write: %s", strerror(errno));
+        return -1;
+    }
+    ssize_t len = read_line(c, t0 + (uint64_t)(o->timeout_s * 1e9));
+    if (len < 0) {
+        client_error(c, "read: %s", strerror(errno));
+        return -1;
+    }
+    sample s = {0};
+    int ok = parse_answer(c, c->buf, (size_t)len, id, &s) == 0;
+    uint64_t t1 = now_ns();
+    consume_line(c, (size_t)len);
+    s.latency_ms = (double)(t1 - t0) / 1e6;
+    /* Requests sent during the warm-up are not measured. */
+    if (ok && t0 >= c->p->warmup_end_ns) {
+        c->last_finish_ns = t1;
+        if (push_sample(c, &s) != 0) {
+            client_error(c, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void *client_main(void *arg) {
+    client *c = arg;
+    c->fd = connect_retrying(c->p->o->address, c->p->o->wait_s);
+    if (c->fd < 0) {
+        client_error(c, "connect %s: %s", c->p->o->address, strerror(errno));
+        return NULL;
+    }
+    /* Ids are distinct across clients, though each connection has its own. */
+    uint64_t id = (uint64_t)c->index << 40;
+    while (now_ns() < c->p->end_ns)
+        if (round_trip(c, ++id) != 0)
+            break;
+    close(c->fd);
+    c->fd = -1;
+    return NULL;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double percentile(const double *sorted, size_t n, double p) {
+    if (n == 0)
+        return NAN;
+    size_t rank = (size_t)ceil(p / 100.0 * (double)n);
+    return sorted[rank ? rank - 1 : 0];
+}
+
+typedef struct summary {
+    size_t n;
+    uint64_t errors;
+    double throughput, window_s, batch_mean;
+    double lat_p50, lat_p90, lat_p99, lat_max, model_p50, queue_p50;
+    double over_p50_us, over_p99_us, rest_p50_us; /* latency - model; latency - queue - model */
+} summary;
+
+/* Sorts values in place and fills the three percentiles asked for. */
+static void pcts(double *v, size_t n, double *p50, double *p99, double *p90) {
+    qsort(v, n, sizeof *v, cmp_double);
+    *p50 = percentile(v, n, 50);
+    *p99 = percentile(v, n, 99);
+    if (p90)
+        *p90 = percentile(v, n, 90);
+}
+
+static int summarize(const plan *p, const client *cs, int nc, summary *out) {
+    *out = (summary){0};
+    uint64_t last = p->warmup_end_ns;
+    for (int i = 0; i < nc; i++) {
+        out->n += cs[i].n_samples;
+        out->errors += cs[i].errors;
+        if (cs[i].last_finish_ns > last)
+            last = cs[i].last_finish_ns;
+    }
+    size_t n = out->n;
+    double *v = malloc((n ? n : 1) * 4 * sizeof *v);
+    if (!v)
+        return -1;
+    double *lat = v, *model = v + n, *queue = v + 2 * n, *over = v + 3 * n, bsum = 0;
+    size_t k = 0;
+    for (int i = 0; i < nc; i++)
+        for (size_t j = 0; j < cs[i].n_samples; j++, k++) {
+            const sample *s = &cs[i].samples[j];
+            lat[k] = s->latency_ms;
+            model[k] = s->model_ms;
+            queue[k] = s->queue_ms;
+            over[k] = (s->latency_ms - s->model_ms) * 1e3;
+            bsum += s->batch_size;
+        }
+    /* The window ends with the last measured answer: closed-loop clients finish late. */
+    out->window_s = (double)(last - p->warmup_end_ns) / 1e9;
+    out->throughput = out->window_s > 0 ? (double)n / out->window_s : 0;
+    out->batch_mean = n ? bsum / (double)n : NAN;
+    pcts(lat, n, &out->lat_p50, &out->lat_p99, &out->lat_p90);
+    out->lat_max = n ? lat[n - 1] : NAN;
+    pcts(over, n, &out->over_p50_us, &out->over_p99_us, NULL);
+    double unused;
+    pcts(model, n, &out->model_p50, &unused, NULL);
+    pcts(queue, n, &out->queue_p50, &unused, NULL);
+    /* What is neither queue nor model: the socket, JSON on both sides, the event loop. */
+    k = 0;
+    for (int i = 0; i < nc; i++)
+        for (size_t j = 0; j < cs[i].n_samples; j++, k++) {
+            const sample *s = &cs[i].samples[j];
+            over[k] = (s->latency_ms - s->model_ms - s->queue_ms) * 1e3;
+        }
+    pcts(over, n, &out->rest_p50_us, &unused, NULL);
+    free(v);
+    return 0;
+}
+
+static void print_summary(const options *o, const summary *s) {
+    const workload *w = &o->w;
+    if (!strcmp(o->format, "kv")) {
+        printf("workload=%s\ncontext=%d\nhorizon=%d\nsamples=%d\nclients=%d\nrequests=%zu\n"
+               "errors=%llu\nwindow_s=%.3f\nthroughput=%.3f\nlatency_p50_ms=%.3f\n"
+               "latency_p90_ms=%.3f\nlatency_p99_ms=%.3f\nlatency_max_ms=%.3f\n"
+               "model_p50_ms=%.3f\nqueue_p50_ms=%.3f\noverhead_p50_us=%.1f\n"
+               "overhead_p99_us=%.1f\nrest_p50_us=%.1f\nbatch_mean=%.2f\n",
+               w->name, w->context, w->horizon, w->samples, o->clients, s->n,
+               (unsigned long long)s->errors, s->window_s, s->throughput, s->lat_p50, s->lat_p90,
+               s->lat_p99, s->lat_max, s->model_p50, s->queue_p50, s->over_p50_us, s->over_p99_us,
+               s->rest_p50_us, s->batch_mean);
+        return;
+    }
+    printf("# toto-loadgen %s: workload %s (context %d, horizon %d, samples %d), %.1f s after "
+           "%.1f s warm-up\n",
+           o->address, w->name, w->context, w->horizon, w->samples, o->duration_s, o->warmup_s);
+    printf("# overhead = latency - model_ms (queue wait included); rest = latency - queue_ms - "
+           "model_ms\n");
+    printf("| clients | requests | errors | forecasts/s | p50 ms | p90 ms | p99 ms | max ms | "
+           "model p50 ms | overhead p50 us | overhead p99 us | queue p50 ms | rest p50 us | "
+           "batch mean |\n");
+    printf(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("| %d | %zu | %llu | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.3f | "
+           "%.0f | %.2f |\n",
+           o->clients, s->n, (unsigned long long)s->errors, s->throughput, s->lat_p50, s->lat_p90,
+           s->lat_p99, s->lat_max, s->model_p50, s->over_p50_us, s->over_p99_us, s->queue_p50,
+           s->rest_p50_us, s->batch_mean);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: toto-loadgen --address unix:PATH|tcp:HOST:PORT [--clients N] [--duration-s S]\n"
+            "                    [--warmup-s W] [--workload seed|mean64|small] [--context T]\n"
+            "                    [--horizon H] [--samples N] [--timeout-s S] [--wait-s S]\n"
+            "                    [--format md|kv]\n"
+            "Closed loop: each client sends one forecast and waits for its answer. --wait-s\n"
+            "retries connecting while the daemon starts. Exit 0: every answer was a result.\n");
+}
+
+static int find_workload(const char *name, workload *w) {
+    for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++)
+        if (!strcmp(kWorkloads[i].name, name)) {
+            *w = kWorkloads[i];
+            return 0;
+        }
+    return -1;
+}
+
+/* Parses a number into *out; -1 if v is not entirely one. */
+static int parse_num(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    *out = strtod(v, &end);
+    return (errno || end == v || *end || !isfinite(*out)) ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, options *o) {
+    *o = (options){.format = "md", .clients = 1, .duration_s = 5, .timeout_s = 60};
+    find_workload("seed", &o->w);
+    int context = -1, horizon = -1, samples = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!v || (strcmp(a, "--address") && strcmp(a, "--workload") && strcmp(a, "--format") &&
+                   parse_num(v, &x) != 0)) {
+            fprintf(stderr, "toto-loadgen: %s needs a %svalue\n", a, v ? "numeric " : "");
+            return -1;
+        }
+        i++;
+        if (!strcmp(a, "--address"))
+            o->address = v;
+        else if (!strcmp(a, "--format") && (!strcmp(v, "md") || !strcmp(v, "kv")))
+            o->format = v;
+        else if (!strcmp(a, "--workload") && find_workload(v, &o->w) == 0)
+            continue;
+        else if (!strcmp(a, "--clients") && x >= 1 && x <= 4096)
+            o->clients = (int)x;
+        else if (!strcmp(a, "--duration-s") && x > 0)
+            o->duration_s = x;
+        else if (!strcmp(a, "--warmup-s") && x >= 0)
+            o->warmup_s = x;
+        else if (!strcmp(a, "--timeout-s") && x > 0)
+            o->timeout_s = x;
+        else if (!strcmp(a, "--wait-s") && x >= 0)
+            o->wait_s = x;
+        else if (!strcmp(a, "--context") && x >= 1)
+            context = (int)x;
+        else if (!strcmp(a, "--horizon") && x >= 1)
+            horizon = (int)x;
+        else if (!strcmp(a, "--samples") && x >= 0)
+            samples = (int)x;
+        else {
+            fprintf(stderr, "toto-loadgen: bad option or value: %s %s (see --help)\n", a, v);
+            return -1;
+        }
+    }
+    /* Explicit sizes override the workload's, whatever the order of the flags. */
+    o->w.context = context > 0 ? context : o->w.context;
+    o->w.horizon = horizon > 0 ? horizon : o->w.horizon;
+    o->w.samples = samples >= 0 ? samples : o->w.samples;
+    if (!o->address) {
+        fprintf(stderr, "toto-loadgen: --address is required (see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void report_errors(const client *cs, int nc) {
+    for (int i = 0; i < nc; i++)
+        if (cs[i].errors)
+            fprintf(stderr, "toto-loadgen: client %d: %llu errors, first: %s\n", i,
+                    (unsigned long long)cs[i].errors, cs[i].first_error);
+}
+
+/* Runs the clients to the end; 0, or -1 if one could not even start. */
+static int run_clients(client *cs, int nc) {
+    int started = 0, rc = 0;
+    for (; started < nc; started++) {
+        cs[started].buf_cap = 65536;
+        cs[started].buf = malloc(cs[started].buf_cap);
+        if (!cs[started].buf ||
+            pthread_create(&cs[started].thread, NULL, client_main, &cs[started])) {
+            fprintf(stderr, "toto-loadgen: cannot start client %d\n", started);
+            rc = -1;
+            break;
+        }
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(cs[i].thread, NULL);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    plan p = {.o = &o};
+    char *prefix = encode_prefix(&o.w, &p.prefix_len);
+    client *cs = calloc((size_t)o.clients, sizeof *cs);
+    if (!prefix || !cs) {
+        fprintf(stderr, "toto-loadgen: out of memory\n");
+        free(prefix);
+        free(cs);
+        return 1;
+    }
+    p.prefix = prefix;
+    /* Connecting (and waiting for the daemon) happens inside the warm-up. */
+    p.warmup_end_ns = now_ns() + (uint64_t)(o.warmup_s * 1e9);
+    p.end_ns = p.warmup_end_ns + (uint64_t)(o.duration_s * 1e9);
+    for (int i = 0; i < o.clients; i++)
+        cs[i] = (client){.p = &p, .index = i, .fd = -1};
+    int rc = run_clients(cs, o.clients);
+    summary s = {0};
+    if (rc == 0 && summarize(&p, cs, o.clients, &s) == 0)
+        print_summary(&o, &s);
+    else
+        rc = -1;
+    report_errors(cs, o.clients);
+    if (rc == 0 && s.n == 0)
+        fprintf(stderr, "toto-loadgen: no answer was measured\n");
+    int status = rc != 0 || s.errors || s.n == 0 ? 1 : 0;
+    for (int i = 0; i < o.clients; i++) {
+        free(cs[i].buf);
+        free(cs[i].samples);
+    }
+    free(cs);
+    free(prefix);
+    return status;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test_bench_daemon.sh - scripts/bench-daemon --quick still runs end to end (TAP).
+# A smoke test only: it checks that a table with a positive throughput comes out,
+# never how fast anything is (benchmarks are not timed tests).
+set -uo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${TOTO_BUILD_DIR:-$here/build}"
+
+echo "1..3"
+out="$("$here/scripts/bench-daemon" --build-dir "$build" --quick --clients 1,8 \
+    --model "$here/tests/data/fixtures/tiny-a" 2>&1)"
+rc=$?
+[ "$rc" -eq 0 ] && echo "ok 1 - bench-daemon --quick exits 0" ||
+    echo "not ok 1 - bench-daemon --quick exits $rc"
+
+rows="$(grep -E '^\| (1|8) \|' <<<"$out")"
+[ "$(wc -l <<<"$rows")" -eq 2 ] && echo "ok 2 - one table row per client count" ||
+    echo "not ok 2 - expected rows for 1 and 8 clients"
+
+# Column 3 of a row ("| clients | forecasts/s | ...") is the throughput.
+if awk -F'|' 'NF < 4 || !($3 + 0 > 0) { bad = 1 } END { exit bad || NR != 2 }' <<<"$rows"; then
+    echo "ok 3 - throughput is a number > 0 in every row"
+else
+    echo "not ok 3 - throughput missing or zero"
+fi
+[ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"
