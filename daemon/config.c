@@ -51,7 +51,7 @@ static const setting settings[] = {
     {"max-batch-size", NUM(KIND_INT, max_batch_size, 1, 65536), "N",
      "most requests in one model call"},
     {"batch-delay-us", NUM(KIND_INT, batch_delay_us, 0, 10000000), "US",
-     "longest wait for a batch to fill"},
+     "extra wait for a batch to fill (0: none; batches form while the model runs)"},
     {"queue-limit", NUM(KIND_INT, queue_limit, 1, 1000000), "N",
      "queued forecasts; beyond it: overloaded"},
     {"max-line-bytes", NUM(KIND_BYTES, max_line_bytes, 64, INT64_C(1) << 30), "BYTES",
@@ -95,7 +95,10 @@ static void defaults(totod_config *cfg) {
     }
     cfg->max_batch_tokens = 65536;
     cfg->max_batch_size = 64;
-    cfg->batch_delay_us = 2000;
+    /* No wait by default: an idle worker starts at once, and the requests that
+     * arrive while it computes form the next batch. A delay trades each
+     * request's latency for larger batches. */
+    cfg->batch_delay_us = 0;
     cfg->queue_limit = 1024;
     cfg->max_line_bytes = INT64_C(16) << 20;
     cfg->max_inflight = 256;
