@@ -69,9 +69,29 @@ def line(msg):
     return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
 
 
+# Answers are compared in float64, where the model promises that a request's
+# result does not depend on what shares its batch to 1e-12 (relative). In
+# float32, BLAS libraries whose kernels depend on the batch size (MKL, cuBLAS)
+# may change the last bits, so exact comparisons would test the BLAS.
+DTYPE = "float64"
+REL_TOL = 1e-12
+
+
+def close(a, b, rel=REL_TOL):
+    """a and b have the same structure and their numbers agree to rel."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], rel) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= rel * max(abs(a), abs(b))
+    return a == b
+
+
 def infer(model, params):
     """toto-infer's result for the same params, as a dict."""
-    out = subprocess.run([TOTO_INFER, "--model", model], input=json.dumps(params).encode(),
+    out = subprocess.run([TOTO_INFER, "--model", model, "--dtype", DTYPE],
+                         input=json.dumps(params).encode(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     if out.returncode != 0:
         raise RuntimeError("toto-infer failed: %s" % out.stderr.decode())
@@ -90,6 +110,8 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="totod-test-")
         self.sock = os.path.join(self.dir, "toto.sock")
         cmd = [TOTOD] + (["--model", model] if model else [])
+        if "--dtype" not in args:
+            cmd += ["--dtype", DTYPE]
         cmd += ["--unix", self.sock if unix else "none"]
         if tcp:
             cmd += ["--tcp", "127.0.0.1:0"]
