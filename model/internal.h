@@ -61,7 +61,6 @@ struct KVCache {
 
 // Rotary tables for the positions of one call (and its causal mask).
 struct Positions {
-    int64_t offset = 0;
     // [2, 1, 1, n, d] for queries and keys: cos * xPos scale, and sin * xPos
     // scale with the sign of rotate_half (negative on even features).
     torch::Tensor cos, sin;

@@ -73,7 +73,6 @@ Positions Network::positions(int64_t offset, int64_t n) const {
     auto scales = torch::stack({scale, scale.pow(-1)}); // queries, keys: [2, n, d]
     auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
     Positions pos;
-    pos.offset = offset;
     pos.cos = (angles.cos() * scales).view({2, 1, 1, n, head_dim_});
     pos.sin = (angles.sin() * rot_sign_ * scales).view({2, 1, 1, n, head_dim_});
     if (n > 1)
@@ -91,7 +90,7 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
                                       size_t time_idx, const Positions &pos, KVCache *cache) const {
     const int64_t B = x.size(0), V = x.size(1), S = x.size(2), nh = cfg_.num_heads;
     const int64_t d = head_dim_;
-    // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]
+    // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]; q and k rotate together.
     auto qkv = torch::linear(x, L.wqkv, L.bqkv).view({B * V, S, 3, nh, d}).permute({2, 0, 3, 1, 4});
     auto qk = rotate(qkv.narrow(0, 0, 2), pos);
     auto q = qk[0], k = qk[1], v = qkv[2];
