@@ -18,6 +18,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from ._connection import Call, Connection, deadline_after, remaining
+from . import errors as _errors
 from ._forecast import Forecast, forecast_params
 from .errors import (
     ConnectionError,
@@ -38,25 +39,10 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Client",
-    "Call",
-    "Forecast",
-    "TotoError",
-    "TimeoutError",
-    "ConnectionError",
-    "ProtocolError",
-    "RPCError",
-    "ParseError",
-    "InvalidRequest",
-    "MethodNotFound",
-    "InvalidParams",
-    "InternalError",
-    "Overloaded",
-    "DeadlineExceeded",
-    "ShuttingDown",
-    "ModelError",
-]
+# forecast()'s keyword arguments that are protocol params (forecast_params()'s).
+_FORECAST_OPTIONS = ("num_samples", "quantiles", "seed", "return_samples", "groups", "timeout_ms", "series_id")
+
+__all__ = ["Client", "Call", "Forecast"] + [name for name in _errors.__all__ if name != "error_from_response"]
 
 
 class _Default:
@@ -170,17 +156,7 @@ class Client:
         longer in its queue), ``timeout`` the client-side one in seconds
         (TimeoutError). ``as_numpy`` returns numpy arrays instead of lists.
         """
-        params = forecast_params(
-            series,
-            prediction_length,
-            num_samples=num_samples,
-            quantiles=quantiles,
-            seed=seed,
-            return_samples=return_samples,
-            groups=groups,
-            timeout_ms=timeout_ms,
-            series_id=series_id,
-        )
+        params = forecast_params(series, prediction_length, **self._options(locals()))
         convert = _forecast_converter(as_numpy)
         return self._wait(lambda deadline: self._conn.submit("forecast", params, deadline, convert), timeout)
 
@@ -200,17 +176,7 @@ class Client:
         timeout: Any = _DEFAULT,
     ) -> Call:
         """Like forecast() but returns at once: ``call.result()`` gives the Forecast."""
-        params = forecast_params(
-            series,
-            prediction_length,
-            num_samples=num_samples,
-            quantiles=quantiles,
-            seed=seed,
-            return_samples=return_samples,
-            groups=groups,
-            timeout_ms=timeout_ms,
-            series_id=series_id,
-        )
+        params = forecast_params(series, prediction_length, **self._options(locals()))
         deadline = deadline_after(self._timeout(timeout))
         return self._conn.submit("forecast", params, deadline, _forecast_converter(as_numpy))
 
@@ -257,6 +223,11 @@ class Client:
 
     def _timeout(self, timeout: Any) -> Optional[float]:
         return self.timeout if timeout is _DEFAULT else timeout
+
+    @staticmethod
+    def _options(args: Mapping[str, Any]) -> Dict[str, Any]:
+        """The protocol's optional forecast params among a method's arguments."""
+        return {name: args[name] for name in _FORECAST_OPTIONS}
 
     def _wait(self, send: Any, timeout: Any) -> Any:
         """Sends through send(deadline), waits for the answer by the same deadline.
