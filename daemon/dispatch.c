@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "httpd.h"
+#include "json_read.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "methods.h"
@@ -290,7 +291,7 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     char message[300];
     if (blank(line, len))
         return;
-    json_t *doc = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+    json_t *doc = proto_json_read(line, len, &jerr);
     if (!doc) {
         s->metrics.requests[METHOD_OTHER]++;
         snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);
@@ -328,7 +329,7 @@ void dispatch_complete(server *s, job *j) {
     if (j->batch_size > 0)
         histogram_add(&s->metrics.model_ms, job_ms(j->started_ns, j->finished_ns));
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
-    c->inflight--;
+    conn_inflight_done(c); /* may hand out lines held back for it (--stdio) */
     /* On a connection that has closed meanwhile, conn_send drops the answer. */
     if (j->bare)
         httpd_complete(s, c, j);

@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "forecast_codec.h"
+#include "json_read.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "methods.h"
@@ -125,7 +126,7 @@ static bool start_forecast(server *s, conn *c, const http_request *req, bool *op
     dispatch_refusal r;
     uint64_t received_ns = uv_hrtime();
     bool keep_alive = http_keep_alive(&c->http);
-    json_t *params = json_loadb(req->body, req->body_len, JSON_DECODE_ANY, &jerr);
+    json_t *params = proto_json_read(req->body, req->body_len, &jerr);
     if (!params) {
         s->metrics.requests[METHOD_FORECAST]++;
         snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);

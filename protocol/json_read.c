@@ -1,0 +1,485 @@
+/* json_read.c - a strict JSON reader building jansson values (see json_read.h). */
+#include "json_read.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fast path needs each double operation rounded once, to double. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "json_read.c needs FLT_EVAL_METHOD == 0 (SSE2 or another strict double unit)"
+#endif
+
+typedef struct reader {
+    const char *start, *p, *end;
+    int depth;
+    json_error_t *err;
+} reader;
+
+static json_t *read_value(reader *r);
+
+static json_t *fail_at(reader *r, const char *at, const char *fmt, ...) {
+    if (!r->err)
+        return NULL;
+    json_error_t *e = r->err;
+    memset(e, 0, sizeof *e);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, sizeof e->text - 1, fmt, ap); /* the last byte is jansson's error code */
+    va_end(ap);
+    e->position = (int)(at - r->start);
+    e->line = e->column = -1;
+    snprintf(e->source, sizeof e->source, "<buffer>");
+    r->err = NULL; /* the first (innermost) problem is the one reported */
+    return NULL;
+}
+
+static void skip_space(reader *r) {
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* ---- numbers ---- */
+
+static const double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A number token's digits, as scanned before conversion. */
+typedef struct number_scan {
+    const char *begin, *end;
+    bool negative, is_real;
+    uint64_t significand; /* the first 19 significant digits */
+    int digits;           /* significant digits seen (may exceed 19) */
+    int64_t exponent;     /* the decimal exponent of significand (saturated) */
+} number_scan;
+
+static void take_digit(number_scan *n, char c, bool fraction) {
+    if (n->significand == 0 && c == '0') { /* leading zeros are not significant */
+        n->exponent -= fraction;
+        return;
+    }
+    if (n->digits < 19) {
+        n->significand = n->significand * 10 + (uint64_t)(c - '0');
+        n->exponent -= fraction;
+    } else {
+        n->exponent += !fraction; /* an integer digit beyond 19 scales what was kept */
+    }
+    n->digits++;
+}
+
+/* Scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at r->p. */
+static int scan_number(reader *r, number_scan *n) {
+    const char *p = r->p, *end = r->end;
+    *n = (number_scan){.begin = p};
+    if (p < end && *p == '-') {
+        n->negative = true;
+        p++;
+    }
+    if (p >= end || !is_digit(*p))
+        return fail_at(r, p, "invalid number: a digit must follow '-'"), -1;
+    if (*p == '0' && p + 1 < end && is_digit(p[1]))
+        return fail_at(r, p, "invalid number: leading zero"), -1;
+    while (p < end && is_digit(*p))
+        take_digit(n, *p++, false);
+    if (p < end && *p == '.') {
+        n->is_real = true;
+        if (++p >= end || !is_digit(*p))
+            return fail_at(r, p, "invalid number: a digit must follow '.'"), -1;
+        while (p < end && is_digit(*p))
+            take_digit(n, *p++, true);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        n->is_real = true;
+        bool minus = ++p < end && *p == '-';
+        if (p < end && (*p == '-' || *p == '+'))
+            p++;
+        if (p >= end || !is_digit(*p))
+            return fail_at(r, p, "invalid number: a digit must follow the exponent"), -1;
+        int64_t e = 0;
+        for (; p < end && is_digit(*p); p++)
+            if (e < 100000000)
+                e = e * 10 + (*p - '0');
+        n->exponent += minus ? -e : e;
+    }
+    n->end = r->p = p;
+    return 0;
+}
+
+/* strtod/strtoll need a NUL-terminated copy of the token. */
+static char *token_copy(const number_scan *n, char *small, size_t small_len) {
+    size_t len = (size_t)(n->end - n->begin);
+    char *s = len < small_len ? small : malloc(len + 1);
+    if (s) {
+        memcpy(s, n->begin, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+static json_t *number_slow(reader *r, const number_scan *n) {
+    char small[64];
+    char *s = token_copy(n, small, sizeof small);
+    if (!s)
+        return fail_at(r, n->begin, "out of memory");
+    json_t *v = NULL;
+    errno = 0;
+    if (n->is_real) {
+        double d = strtod(s, NULL);
+        if (errno == ERANGE && isinf(d))
+            fail_at(r, n->begin, "real number overflow");
+        else if (!(v = json_real(d)))
+            fail_at(r, n->begin, "out of memory");
+    } else {
+        long long i = strtoll(s, NULL, 10);
+        if (errno == ERANGE)
+            fail_at(r, n->begin, "integer out of range (beyond 64 bits)");
+        else if (!(v = json_integer((json_int_t)i)))
+            fail_at(r, n->begin, "out of memory");
+    }
+    if (s != small)
+        free(s);
+    return v;
+}
+
+static json_t *read_number(reader *r) {
+    number_scan n;
+    if (scan_number(r, &n))
+        return NULL;
+    json_t *v;
+    if (!n.is_real && n.digits <= 18) { /* below 10^18: fits int64 either sign */
+        json_int_t i = (json_int_t)n.significand;
+        v = json_integer(n.negative ? -i : i);
+    } else if (n.is_real && n.significand <= (UINT64_C(1) << 53) && n.digits <= 19 &&
+               n.exponent >= -22 && n.exponent <= 22) {
+        double d = (double)n.significand; /* exact: at most 2^53 */
+        d = n.exponent < 0 ? d / kPow10[-n.exponent] : d * kPow10[n.exponent];
+        v = json_real(n.negative ? -d : d);
+    } else {
+        return number_slow(r, &n);
+    }
+    return v ? v : fail_at(r, n.begin, "out of memory");
+}
+
+/* ---- strings ---- */
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0: no overlongs, surrogates or > U+10FFFF. */
+static int utf8_length(const unsigned char *s, const unsigned char *end) {
+    unsigned c = s[0];
+    int len;
+    unsigned lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else
+        return 0;
+    if (end - s < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (int i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+static int hex4(const char *p, const char *end) {
+    if (end - p < 4)
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = is_digit(c)            ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *out, uint32_t cp) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A \u escape at p (pointing at 'u'), with its low surrogate if any; advances *p. */
+static int read_unicode_escape(reader *r, const char **p, uint32_t *cp) {
+    const char *at = *p - 1;
+    int v = hex4(*p + 1, r->end);
+    if (v < 0)
+        return fail_at(r, at, "invalid \\u escape in string"), -1;
+    *p += 5;
+    if (v >= 0xDC00 && v <= 0xDFFF)
+        return fail_at(r, at, "invalid Unicode escape: lone low surrogate"), -1;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+        int lo = r->end - *p >= 6 && (*p)[0] == '\\' && (*p)[1] == 'u' ? hex4(*p + 2, r->end) : -1;
+        if (lo < 0xDC00 || lo > 0xDFFF)
+            return fail_at(r, at, "invalid Unicode escape: high surrogate without a low one"), -1;
+        *p += 6;
+        v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    if (v == 0)
+        return fail_at(r, at, "\\u0000 is not allowed in strings"), -1;
+    *cp = (uint32_t)v;
+    return 0;
+}
+
+/* Decodes the escapes of the string body [body, close) into out (at most as long). */
+static int unescape(reader *r, const char *body, const char *close, char *out, size_t *out_len) {
+    size_t n = 0;
+    for (const char *p = body; p < close;) {
+        if (*p != '\\') {
+            out[n++] = *p++;
+            continue;
+        }
+        char c = *++p;
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *k = c ? strchr(from, c) : NULL;
+        if (k) {
+            out[n++] = to[k - from];
+            p++;
+        } else if (c == 'u') {
+            uint32_t cp;
+            if (read_unicode_escape(r, &p, &cp))
+                return -1;
+            n += put_utf8(out + n, cp);
+        } else {
+            return fail_at(r, p - 1, "invalid escape '\\%c' in string", c), -1;
+        }
+    }
+    *out_len = n;
+    return 0;
+}
+
+/*
+ * Reads the string at r->p (at its '"'). *s, *len: its text, pointing into
+ * the input when it has no escapes, else into *owned (the caller frees).
+ */
+static int read_string(reader *r, const char **s, size_t *len, char **owned) {
+    const unsigned char *p = (const unsigned char *)r->p + 1, *end = (const unsigned char *)r->end;
+    bool escapes = false;
+    *owned = NULL;
+    while (p < end && *p != '"') {
+        if (*p < 0x20)
+            return fail_at(r, (const char *)p, "control character in string (escape it)"), -1;
+        if (*p == '\\') {
+            escapes = true;
+            p += p + 1 < end ? 2 : 1; /* an escaped '"' does not close the string */
+        } else {
+            int n = utf8_length(p, end);
+            if (!n)
+                return fail_at(r, (const char *)p, "invalid UTF-8 in string"), -1;
+            p += n;
+        }
+    }
+    if (p >= end)
+        return fail_at(r, r->p, "unterminated string"), -1;
+    const char *body = r->p + 1, *close = (const char *)p;
+    r->p = close + 1;
+    *s = body;
+    *len = (size_t)(close - body);
+    if (!escapes)
+        return 0;
+    if (!(*owned = malloc(*len + 1))) /* an escape never decodes longer than it is written */
+        return fail_at(r, body, "out of memory"), -1;
+    if (unescape(r, body, close, *owned, len)) {
+        free(*owned);
+        *owned = NULL;
+        return -1;
+    }
+    *s = *owned;
+    return 0;
+}
+
+static json_t *read_string_value(reader *r) {
+    const char *s, *at = r->p;
+    size_t len;
+    char *owned;
+    if (read_string(r, &s, &len, &owned))
+        return NULL;
+    json_t *v = json_stringn_nocheck(s, len);
+    free(owned);
+    return v ? v : fail_at(r, at, "out of memory");
+}
+
+/* ---- containers ---- */
+
+/* After a member or element: ',' (true, more follow) or the closing char (false). */
+static int next_item(reader *r, char close, const char *what) {
+    skip_space(r);
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        skip_space(r);
+        return 1;
+    }
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 0;
+    }
+    return fail_at(r, r->p, "expected ',' or '%c' in %s", close, what), -1;
+}
+
+static json_t *read_array(reader *r) {
+    json_t *a = json_array();
+    if (!a)
+        return fail_at(r, r->p, "out of memory");
+    r->p++;
+    skip_space(r);
+    int more = 1;
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        more = 0;
+    }
+    while (more > 0) {
+        json_t *v = read_value(r);
+        if (!v || json_array_append_new(a, v))
+            more = v ? (fail_at(r, r->p, "out of memory"), -1) : -1;
+        else
+            more = next_item(r, ']', "array");
+    }
+    if (more < 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int read_member(reader *r, json_t *o) {
+    if (r->p >= r->end || *r->p != '"')
+        return fail_at(r, r->p, "expected a string key in object"), -1;
+    const char *key;
+    size_t key_len;
+    char *owned;
+    if (read_string(r, &key, &key_len, &owned))
+        return -1;
+    skip_space(r);
+    int rc = -1;
+    if (r->p >= r->end || *r->p != ':') {
+        fail_at(r, r->p, "expected ':' after an object key");
+    } else {
+        r->p++;
+        skip_space(r);
+        json_t *v = read_value(r);
+        /* setn_new steals v even on failure; a later duplicate replaces the earlier value. */
+        if (v && json_object_setn_new_nocheck(o, key, key_len, v))
+            fail_at(r, r->p, "out of memory");
+        else
+            rc = v ? 0 : -1;
+    }
+    free(owned);
+    return rc;
+}
+
+static json_t *read_object(reader *r) {
+    json_t *o = json_object();
+    if (!o)
+        return fail_at(r, r->p, "out of memory");
+    r->p++;
+    skip_space(r);
+    int more = 1;
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        more = 0;
+    }
+    while (more > 0)
+        more = read_member(r, o) ? -1 : next_item(r, '}', "object");
+    if (more < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- values ---- */
+
+static json_t *read_literal(reader *r, const char *word, json_t *value) {
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n))
+        return fail_at(r, r->p, "invalid token");
+    r->p += n;
+    return value;
+}
+
+static json_t *read_scalar_or_container(reader *r) {
+    if (r->p >= r->end)
+        return fail_at(r, r->p, "unexpected end of input: a value was expected");
+    switch (*r->p) {
+    case '{':
+        return read_object(r);
+    case '[':
+        return read_array(r);
+    case '"':
+        return read_string_value(r);
+    case 't':
+        return read_literal(r, "true", json_true());
+    case 'f':
+        return read_literal(r, "false", json_false());
+    case 'n':
+        return read_literal(r, "null", json_null());
+    default:
+        if (*r->p == '-' || is_digit(*r->p))
+            return read_number(r);
+        return fail_at(r, r->p, "invalid token");
+    }
+}
+
+/* Depth counts every value, scalars too, as jansson's does. */
+static json_t *read_value(reader *r) {
+    if (++r->depth > JSON_PARSER_MAX_DEPTH)
+        return fail_at(r, r->p, "nesting deeper than %d levels", JSON_PARSER_MAX_DEPTH);
+    json_t *v = read_scalar_or_container(r);
+    r->depth--;
+    return v;
+}
+
+json_t *proto_json_read(const char *text, size_t len, json_error_t *err) {
+    reader r = {.start = text, .p = text, .end = text + len, .err = err};
+    skip_space(&r);
+    json_t *v = read_value(&r);
+    if (!v)
+        return NULL;
+    skip_space(&r);
+    if (r.p != r.end) {
+        json_decref(v);
+        return fail_at(&r, r.p, "unexpected text after the JSON value");
+    }
+    return v;
+}
