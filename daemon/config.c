@@ -44,7 +44,8 @@ static const setting settings[] = {
     {"http", STR(http), 0, 0, "HOST:PORT",
      "HTTP listener: GET /health, /ready, /metrics; POST /v1/forecast; ':PORT' means 127.0.0.1"},
     {"config", STR(config_file), 0, 0, "FILE", "config file of 'key = value' lines"},
-    {"stdio", FLAG(stdio), NULL, "serve one client on stdin/stdout; open no socket"},
+    {"stdio", FLAG(stdio), NULL,
+     "serve one client on stdin/stdout (files, pipes or a terminal); open no socket"},
     {"disable-compile", FLAG(disable_compile), NULL, "use the eager path (the only one today)"},
     {"max-batch-tokens", NUM(KIND_INT, max_batch_tokens, 1, INT64_C(1) << 40), "N",
      "token budget of one model call (sum of variates x steps)"},
@@ -467,8 +468,13 @@ static void print_help(FILE *out) {
             "Precedence: flags > environment (TOTO_*) > config file > defaults. The config\n"
             "file holds 'key = value' lines (keys as the flags, without dashes; '#' starts a\n"
             "comment line). The default model is the bundled one: a small UNTRAINED checkpoint,\n"
-            "reported as untrained. Exit status: 0 clean exit (SIGTERM/SIGINT too), 1 runtime\n"
-            "failure, 2 bad configuration.\n",
+            "reported as untrained.\n\n"
+            "With --stdio, 'totod --stdio < requests.jsonl > answers.jsonl' answers every line\n"
+            "(in any order: match answers by id), waiting for answers rather than refusing\n"
+            "beyond max-inflight, and exits once the input ends and every answer is written.\n\n"
+            "Exit status: 0 clean exit (SIGTERM/SIGINT too), 1 runtime failure (with --stdio,\n"
+            "also a read or write error on stdin/stdout: answers were lost), 2 bad\n"
+            "configuration.\n",
             "--check-config", "", "--help", "--version");
 }
 

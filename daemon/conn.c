@@ -4,25 +4,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
 #define READ_CHUNK 65536
 
-typedef struct write_req {
+/* Bytes on their way out: a stream write, or an entry of a file end's queue. */
+typedef struct conn_write {
     uv_write_t req;
     conn *c;
+    struct conn_write *next; /* a file end's queue */
     size_t size;
     char data[];
 } write_req;
 
 static void process_input(conn *c);
 static void maybe_finish(conn *c);
+static void update_reading(conn *c);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void close_cb(uv_handle_t *h) {
-    conn *c = h->data;
+/* One end (a handle or a file) is closed; the last one ends the connection. */
+static void end_closed(conn *c) {
     if (--c->open_handles > 0)
         return;
     if (c->ops)
@@ -30,14 +34,59 @@ static void close_cb(uv_handle_t *h) {
     conn_release(c); /* the connection's own reference */
 }
 
+static void close_cb(uv_handle_t *h) {
+    end_closed(h->data);
+}
+
+static void file_close_cb(uv_fs_t *req) {
+    conn *c = req->data;
+    uv_fs_req_cleanup(req);
+    end_closed(c);
+}
+
+/* Closes a file end, after the request in flight on it, which may still use its buffer. */
+static void file_close(conn *c, conn_file *f) {
+    if (f->busy)
+        return; /* the request's callback comes back here */
+    f->busy = true;
+    f->req.data = c;
+    /* The end's own duplicate: stdin and stdout stay open, as libuv leaves them for a stream. */
+    if (uv_fs_close(c->loop, &f->req, f->fd, file_close_cb))
+        end_closed(c); /* cannot happen with a callback given; the end counts as closed */
+}
+
+/* Drops the writes queued on a file end, except the one in flight. */
+static void file_drop_queued(conn *c, conn_file *f) {
+    write_req *keep = f->busy ? f->queue : NULL;
+    write_req *w = keep ? keep->next : f->queue;
+    while (w) {
+        write_req *next = w->next;
+        c->write_bytes -= w->size;
+        free(w);
+        w = next;
+    }
+    if (keep)
+        keep->next = NULL;
+    f->queue = f->queue_tail = keep;
+}
+
+static void close_end(conn *c, conn_handle *h, conn_file *f) {
+    if (!f->active) {
+        uv_close(&h->handle, close_cb);
+        return;
+    }
+    file_drop_queued(c, f);
+    file_close(c, f);
+}
+
 void conn_close(conn *c) {
     if (c->closing)
         return;
     c->closing = true;
     c->reading = false;
-    uv_close(&c->in_h.handle, close_cb);
+    close_end(c, &c->in_h, &c->in_f);
     if (c->out != c->in)
-        uv_close(&c->out_h.handle, close_cb);
+        close_end(c, &c->out_h, &c->out_f);
 }
 
 void conn_hold(conn *c) {
@@ -51,8 +100,49 @@ void conn_release(conn *c) {
     }
     if (c->framing == CONN_HTTP)
         http_parser_free(&c->http);
+    for (write_req *w = c->out_f.queue, *next; w; w = next) { /* none left, normally */
+        next = w->next;
+        free(w);
+    }
+    free(c->in_f.chunk);
     free(c->buf);
     free(c);
+}
+
+/* Whether the connection waits for answers before handing out more lines (hold_inflight). */
+static bool held_for_answers(const conn *c) {
+    return c->lim.hold_inflight > 0 && c->inflight >= c->lim.hold_inflight;
+}
+
+void conn_inflight_done(conn *c) {
+    bool was_held = held_for_answers(c);
+    c->inflight--;
+    if (!was_held || c->closing)
+        return;
+    process_input(c); /* the lines read before the hold come first */
+    update_reading(c);
+}
+
+static void file_read_cb(uv_fs_t *req);
+
+/* A file end reads one chunk at a time while reading is wanted. */
+static void file_read_next(conn *c) {
+    conn_file *f = &c->in_f;
+    if (f->busy || !c->reading || c->closing)
+        return;
+    if (!f->chunk && !(f->chunk = malloc(READ_CHUNK))) {
+        log_msg(TLOG_ERR, "connection %s: out of memory for reading; closing", c->peer);
+        conn_close(c);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(f->chunk, READ_CHUNK);
+    f->req.data = c;
+    /* Offset -1 reads from the file's current position, as a shell's '<' leaves it. */
+    if (uv_fs_read(c->loop, &f->req, f->fd, &buf, 1, -1, file_read_cb)) {
+        conn_close(c);
+        return;
+    }
+    f->busy = true;
 }
 
 /* Starts or stops reading to match the connection's state. */
@@ -61,9 +151,16 @@ static void update_reading(conn *c) {
     /* HTTP: while a request is being answered, read ahead only a little. */
     if (c->http_busy && !c->discard && c->len >= READ_CHUNK)
         want = false;
+    /* Also hold while answers are owed (hold_inflight), or the buffer would grow without bound. */
+    if (held_for_answers(c) && !c->discard)
+        want = false;
     if (want == c->reading)
         return;
     c->reading = want;
+    if (c->in_f.active) {
+        file_read_next(c); /* stopping: the read in flight, if any, is the last */
+        return;
+    }
     if (!want) {
         uv_read_stop(c->in);
         return;
@@ -82,6 +179,11 @@ static void maybe_finish(conn *c) {
     if (c->closing || c->ending || !c->input_done || c->refs > 1)
         return;
     c->ending = true;
+    if (c->out_f.active) {
+        if (!c->out_f.queue)
+            conn_close(c); /* else the last write's callback closes */
+        return;
+    }
     c->shutdown_req.data = c;
     /* uv_shutdown waits for queued writes, then half-closes the output. */
     if (uv_shutdown(&c->shutdown_req, c->out, shutdown_cb))
@@ -104,7 +206,7 @@ static void line_too_long(conn *c) {
 /* Hands out complete lines while the connection may take more requests. */
 static void process_lines(conn *c) {
     size_t start = 0;
-    while (!c->input_done && !c->paused && !c->closing) {
+    while (!c->input_done && !c->paused && !c->closing && !held_for_answers(c)) {
         char *nl = memchr(c->buf + c->scanned, '\n', c->len - c->scanned);
         size_t end = nl ? (size_t)(nl - c->buf) : c->len;
         if (end - start > c->lim.max_line_bytes) {
@@ -127,7 +229,7 @@ static void process_lines(conn *c) {
     c->len -= start;
     c->scanned -= start;
     /* After EOF, once every complete line is handed out, input is over. */
-    if (c->eof && !c->paused)
+    if (c->eof && !c->paused && !held_for_answers(c))
         conn_end_input(c);
 }
 
@@ -215,9 +317,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
     *out = uv_buf_init(c->buf ? c->buf + c->len : NULL, (unsigned)(c->cap - c->len));
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    conn *c = s->data;
-    (void)buf;
+/* nread bytes are at buf + len (or EOF, or an error): the same for streams and files. */
+static void got_input(conn *c, ssize_t nread) {
     if (nread == UV_EOF) {
         c->eof = true;
         c->reading = false; /* libuv stops reading at EOF */
@@ -234,21 +335,51 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
             process_input(c);
     } else if (nread < 0) {
         log_msg(TLOG_DEBUG, "connection %s: read error: %s", c->peer, uv_strerror((int)nread));
+        c->failed = true;
         conn_close(c);
-    } else if (nread > 0 && !c->discard) {
+    } else if (nread > 0 && !c->discard && !c->input_done) {
         c->len += (size_t)nread;
         process_input(c);
     }
 }
 
-static void write_cb(uv_write_t *req, int status) {
-    write_req *w = (write_req *)req;
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf; /* it is c->buf + c->len (alloc_cb) */
+    got_input(s->data, nread);
+}
+
+/* The file's bytes join buf here: the request must not read into buf, which
+ * moves and shrinks while lines are handed out. */
+static void file_read_cb(uv_fs_t *req) {
+    conn *c = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    c->in_f.busy = false;
+    if (c->closing) {
+        file_close(c, &c->in_f);
+        return;
+    }
+    if (n > 0 && !c->discard && !c->input_done) {
+        grow(c, (size_t)n);
+        if (!c->buf || c->cap - c->len < (size_t)n)
+            n = UV_ENOBUFS; /* out of memory: closes, as for a stream */
+        else
+            memcpy(c->buf + c->len, c->in_f.chunk, (size_t)n);
+    }
+    got_input(c, n == 0 ? UV_EOF : n);
+    file_read_next(c);
+}
+
+/* A write is over (status < 0: failed): the same for streams and files. */
+static void write_done(write_req *w, int status) {
     conn *c = w->c;
     c->write_bytes -= w->size;
     free(w);
     if (status < 0) {
-        if (!c->closing)
+        if (!c->closing) {
             log_msg(TLOG_DEBUG, "connection %s: write error: %s", c->peer, uv_strerror(status));
+            c->failed = true;
+        }
         conn_close(c);
         return;
     }
@@ -259,6 +390,61 @@ static void write_cb(uv_write_t *req, int status) {
     }
 }
 
+static void write_cb(uv_write_t *req, int status) {
+    write_done((write_req *)req, status);
+}
+
+static void file_write_cb(uv_fs_t *req);
+
+/* A file end writes its queue's head, one request at a time to keep the order. */
+static void file_write_next(conn *c) {
+    conn_file *f = &c->out_f;
+    write_req *w = f->queue;
+    if (f->busy || !w)
+        return;
+    uv_buf_t buf = uv_buf_init(w->data + f->written, (unsigned)(w->size - f->written));
+    f->req.data = c;
+    /* Offset -1 writes at the current position (the end, with '>>'). */
+    int rc = uv_fs_write(c->loop, &f->req, f->fd, &buf, 1, -1, file_write_cb);
+    if (rc == 0) {
+        f->busy = true;
+        return;
+    }
+    f->queue = w->next;
+    if (!f->queue)
+        f->queue_tail = NULL;
+    f->written = 0;
+    write_done(w, rc);
+}
+
+static void file_write_cb(uv_fs_t *req) {
+    conn *c = req->data;
+    conn_file *f = &c->out_f;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    f->busy = false;
+    write_req *w = f->queue;
+    if (n == 0)
+        n = UV_EIO; /* no progress: do not spin */
+    if (n > 0 && (f->written += (size_t)n) < w->size && !c->closing) {
+        file_write_next(c); /* a short write: the rest */
+        return;
+    }
+    f->queue = w->next;
+    if (!f->queue)
+        f->queue_tail = NULL;
+    f->written = 0;
+    write_done(w, n < 0 ? (int)n : 0);
+    if (c->closing) {
+        file_drop_queued(c, f);
+        file_close(c, f);
+        return;
+    }
+    file_write_next(c);
+    if (c->ending && !f->queue)
+        conn_close(c); /* everything owed is written: what uv_shutdown does for a stream */
+}
+
 /* Queues len bytes of data, and a '\n' when newline. */
 static void queue_write(conn *c, const char *data, size_t len, bool newline) {
     if (!conn_is_open(c))
@@ -266,20 +452,35 @@ static void queue_write(conn *c, const char *data, size_t len, bool newline) {
     write_req *w = malloc(sizeof *w + len + 1);
     if (!w) {
         log_msg(TLOG_ERR, "connection %s: out of memory for an answer; closing", c->peer);
+        c->failed = true;
         conn_close(c);
         return;
     }
     memcpy(w->data, data, len);
     w->data[len] = '\n';
     w->c = c;
+    w->next = NULL;
     w->size = len + newline;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->size);
-    if (uv_write(&w->req, c->out, &buf, 1, write_cb)) {
-        free(w);
-        conn_close(c);
-        return;
-    }
     c->write_bytes += w->size;
+    if (c->out_f.active) {
+        conn_file *f = &c->out_f;
+        if (f->queue_tail)
+            f->queue_tail->next = w;
+        else
+            f->queue = w;
+        f->queue_tail = w;
+        file_write_next(c);
+        if (!conn_is_open(c))
+            return; /* the write failed at once and closed the connection */
+    } else {
+        uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->size);
+        if (uv_write(&w->req, c->out, &buf, 1, write_cb)) {
+            c->write_bytes -= w->size;
+            free(w);
+            conn_close(c);
+            return;
+        }
+    }
     if (!c->paused && c->write_bytes > c->lim.max_write_buffer) {
         c->paused = true; /* backpressure: read nothing more until the client reads */
         update_reading(c);
@@ -299,10 +500,11 @@ int conn_start(conn *c) {
     return c->closing ? -1 : 0;
 }
 
-static conn *conn_new(void *ctx, const conn_limits *lim) {
+static conn *conn_new(uv_loop_t *loop, void *ctx, const conn_limits *lim) {
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    c->loop = loop;
     c->ctx = ctx;
     c->lim = *lim;
     c->refs = 1;
@@ -334,7 +536,7 @@ static void describe_peer(conn *c) {
 
 conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const conn_limits *lim,
                   conn_framing framing) {
-    conn *c = conn_new(ctx, lim);
+    conn *c = conn_new(listener->loop, ctx, lim);
     if (!c)
         return NULL;
     if (framing == CONN_HTTP) {
@@ -358,9 +560,18 @@ conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const c
     return c;
 }
 
-/* Opens fd as a libuv stream; stdin and stdout may be pipes, sockets or terminals. */
-static int open_std(uv_loop_t *loop, conn_handle *h, int fd, bool readable) {
+/*
+ * Opens fd as one end of --stdio: a pipe, socket or terminal as a libuv
+ * stream, a regular file or a character device (/dev/null) as a file end.
+ * 0: open; 1: a handle to close; -1: nothing to close.
+ */
+static int open_std(uv_loop_t *loop, conn_handle *h, conn_file *f, int fd, bool readable) {
     switch (uv_guess_handle(fd)) {
+    case UV_FILE:
+        /* A duplicate shares the file position; closing it later leaves fd itself alone. */
+        f->fd = dup(fd);
+        f->active = f->fd >= 0;
+        return f->active ? 0 : -1;
     case UV_NAMED_PIPE:
         if (uv_pipe_init(loop, &h->pipe, 0))
             return -1;
@@ -378,31 +589,39 @@ static int open_std(uv_loop_t *loop, conn_handle *h, int fd, bool readable) {
 
 conn *conn_open_stdio(uv_loop_t *loop, void *ctx, const conn_ops *ops, const conn_limits *lim,
                       char *err, size_t err_len) {
-    conn *c = conn_new(ctx, lim);
+    conn *c = conn_new(loop, ctx, lim);
     if (!c) {
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
     snprintf(c->peer, sizeof c->peer, "stdio");
     c->out = &c->out_h.stream;
-    int in = open_std(loop, &c->in_h, 0, true);
-    int out = in < 0 ? -1 : open_std(loop, &c->out_h, 1, false);
-    c->open_handles = (in >= 0) + (out >= 0);
+    int in = open_std(loop, &c->in_h, &c->in_f, 0, true);
+    int out = in < 0 ? -1 : open_std(loop, &c->out_h, &c->out_f, 1, false);
     if (in == 0 && out == 0) {
+        c->open_handles = 2;
         c->ops = ops;
         return c;
     }
     snprintf(err, err_len,
-             "--stdio needs stdin and stdout to be pipes, sockets or terminals (a regular "
-             "file is not supported: use 'cat FILE | totod --stdio')");
+             "--stdio needs stdin and stdout to be files, pipes, sockets or terminals (%s is "
+             "not: a directory, or closed?)",
+             in != 0 ? "stdin" : "stdout");
+    /* Undo: close the handles and descriptors made. */
+    if (c->in_f.active)
+        close(c->in_f.fd);
+    if (c->out_f.active)
+        close(c->out_f.fd);
+    bool close_in = in >= 0 && !c->in_f.active, close_out = out >= 0 && !c->out_f.active;
+    c->open_handles = close_in + close_out;
     if (c->open_handles == 0) {
         free(c);
         return NULL;
     }
     c->closing = true;
-    if (in >= 0)
+    if (close_in)
         uv_close(&c->in_h.handle, close_cb);
-    if (out >= 0)
+    if (close_out)
         uv_close(&c->out_h.handle, close_cb);
     return NULL;
 }

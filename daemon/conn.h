@@ -10,7 +10,11 @@
  *    ops->on_request, one at a time: the next one, even when pipelined, is
  *    handed out only after conn_http_done(), so responses leave in order.
  * Knows nothing of JSON-RPC or of what the HTTP endpoints mean. A socket
- * connection has one stream; --stdio has two (stdin, stdout).
+ * connection has one stream; --stdio has two ends (stdin, stdout), each a
+ * stream (pipe, socket, terminal) or a file (a regular file, /dev/null):
+ * libuv cannot poll a file, so a file end is read and written with uv_fs_*
+ * requests, one at a time so that the bytes stay in order. Either way the
+ * bytes go through the same framing, limits and flow control.
  *
  * Lifetime: a connection is reference counted. It holds one reference for
  * itself until its handles are closed; whoever still has to answer on it
@@ -19,7 +23,10 @@
  *
  * Flow control: when unsent output exceeds max_write_buffer the connection
  * stops reading (and stops handing out lines it has already read) until the
- * output drains to half of that. A slow reader stalls only itself.
+ * output drains to half of that. A slow reader stalls only itself. With
+ * hold_inflight, the same happens while that many forecasts are unanswered
+ * (conn_inflight_done() resumes it): --stdio's one client, a file perhaps,
+ * cannot retry what max-inflight would refuse, so it is made to wait instead.
  */
 #ifndef TOTOD_CONN_H
 #define TOTOD_CONN_H
@@ -55,6 +62,7 @@ typedef struct conn_ops {
 typedef struct conn_limits {
     size_t max_line_bytes; /* CONN_HTTP: the largest request body */
     size_t max_write_buffer;
+    int64_t hold_inflight; /* CONN_LINES: hand out no line while this many are in flight; 0: off */
 } conn_limits;
 
 typedef union conn_handle {
@@ -64,6 +72,19 @@ typedef union conn_handle {
     uv_tcp_t tcp;
     uv_tty_t tty;
 } conn_handle;
+
+struct conn_write;
+
+/* One end of --stdio that is a file rather than a stream (see above). */
+typedef struct conn_file {
+    bool active; /* this end is a file: the conn_handle beside it is unused */
+    bool busy;   /* req is in flight (a read, a write or the close) */
+    uv_file fd;
+    uv_fs_t req;
+    char *chunk;                           /* reading: the request reads here first */
+    struct conn_write *queue, *queue_tail; /* writing: the head is in flight */
+    size_t written;                        /* writing: bytes of the head already written */
+} conn_file;
 
 struct conn {
     conn *prev, *next; /* the server's list */
@@ -75,8 +96,10 @@ struct conn {
     bool http_busy;   /* CONN_HTTP: a request is handed out and not yet answered */
     bool in_process;  /* handing out input now: no reentry */
     char peer[64];    /* for logs */
+    uv_loop_t *loop;
     conn_handle in_h, out_h;
-    uv_stream_t *in, *out; /* equal for a socket */
+    conn_file in_f, out_f; /* stdio: an end that is a file (in_f.active, out_f.active) */
+    uv_stream_t *in, *out; /* equal for a socket; unused for an end that is a file */
     uv_shutdown_t shutdown_req;
     int open_handles;
     int refs;
@@ -91,6 +114,7 @@ struct conn {
     bool paused;        /* output over max_write_buffer */
     bool ending;        /* write side shutting down, then close */
     bool closing;       /* uv_close called */
+    bool failed;        /* closed by a read or write error, not by agreement */
 };
 
 /* Accepts a pending connection on listener (TCP or Unix). NULL on failure. */
@@ -112,6 +136,9 @@ void conn_http_done(conn *c, bool keep_alive);
 
 void conn_hold(conn *c);
 void conn_release(conn *c); /* may free c */
+
+/* A forecast on c is answered: one fewer in flight, and held input (hold_inflight) may go on. */
+void conn_inflight_done(conn *c);
 
 /* Reads no more requests; closes once everything owed is written. */
 void conn_end_input(conn *c);

@@ -329,7 +329,7 @@ void dispatch_complete(server *s, job *j) {
     if (j->batch_size > 0)
         histogram_add(&s->metrics.model_ms, job_ms(j->started_ns, j->finished_ns));
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
-    c->inflight--;
+    conn_inflight_done(c); /* may hand out lines held back for it (--stdio) */
     /* On a connection that has closed meanwhile, conn_send drops the answer. */
     if (j->bare)
         httpd_complete(s, c, j);

@@ -3,7 +3,8 @@
  * then the listeners, then the loop until a signal (server.h) ends it.
  *
  * Exit status: 0 after a clean shutdown, 1 when the model or a listener
- * cannot be set up, 2 for a bad configuration.
+ * cannot be set up (or --stdio lost answers to a read or write error), 2 for
+ * a bad configuration.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -103,5 +104,5 @@ int main(int argc, char **argv) {
     server_destroy(&the_server);
     uv_loop_close(loop);
     log_msg(TLOG_INFO, "stopped");
-    return status;
+    return status ? status : the_server.exit_status;
 }

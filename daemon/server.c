@@ -35,8 +35,13 @@ static void on_closed(void *ctx, conn *c) {
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     s->n_conns--;
+    if (s->stdio && c->failed) {
+        /* Answers were lost: a script must not take the output for complete. */
+        log_msg(TLOG_ERR, "stdin could not be read or an answer could not be written");
+        s->exit_status = 1;
+    }
     if (s->stdio && s->state == SERVER_SERVING)
-        server_shutdown(s, "stdin closed and every answer written");
+        server_shutdown(s, c->failed ? "stdio failed" : "stdin closed and every answer written");
     else if (s->state == SERVER_CLOSING && s->n_conns == 0)
         close_handles(s);
 }
@@ -53,7 +58,7 @@ static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed, o
                                          on_http_error};
 
 static conn_limits limits_of(const totod_config *cfg) {
-    return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer};
+    return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer, 0};
 }
 
 static void add_conn(server *s, conn *c) {
@@ -151,6 +156,10 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
 static int open_stdio(server *s) {
     char err[256];
     conn_limits lim = limits_of(s->cfg);
+    /* The one client, a file perhaps, cannot retry what max-inflight or
+     * queue-limit would refuse: read no further until answers come back. */
+    lim.hold_inflight =
+        s->cfg->max_inflight < s->cfg->queue_limit ? s->cfg->max_inflight : s->cfg->queue_limit;
     conn *c = conn_open_stdio(s->loop, s, &server_conn_ops, &lim, err, sizeof err);
     if (!c) {
         log_msg(TLOG_ERR, "%s", err);

@@ -65,6 +65,7 @@ typedef struct server {
     conn *conns; /* every open connection */
     int64_t n_conns;
     bool stdio;          /* serving one client on stdin/stdout */
+    int exit_status;     /* 1 once --stdio could not read its input or write an answer */
     int64_t outstanding; /* jobs queued or running */
     metrics metrics;
 } server;

@@ -11,8 +11,8 @@ import tempfile
 import threading
 import time
 
-from totod_harness import (SHUTTING_DOWN, TINY_A, TOTOD, Daemon, Tap, forecast, line,
-                           series)
+from totod_harness import (SHUTTING_DOWN, TINY_A, TOTOD, Daemon, Tap, close, forecast,
+                           line, series)
 
 tap = Tap()
 SMALL = {"series": [1, 2, 3, 4, 5, 6, 7, 8], "prediction_length": 3}
@@ -109,11 +109,118 @@ def stdio():
            "--stdio: answers everything, then exits 0 at EOF", (r.returncode, r.stdout[:500],
                                                                 r.stderr.decode()[-500:]))
     tap.ok(b"listening" not in r.stderr, "--stdio opens no socket")
-    with open(os.devnull) as null:
-        p = subprocess.run([TOTOD, "--model", TINY_A, "--stdio"], stdin=null,
+    fd = os.open(tempfile.mkdtemp(), os.O_RDONLY)  # a directory: neither a file nor a stream
+    try:
+        p = subprocess.run([TOTOD, "--model", TINY_A, "--stdio"], stdin=fd,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    finally:
+        os.close(fd)
     tap.ok(p.returncode == 1 and b"--stdio needs" in p.stderr,
-           "--stdio on a non-stream stdin: a clear error", p.stderr.decode())
+           "--stdio on a directory as stdin: a clear error", p.stderr.decode())
+
+
+def stdio_requests(n):
+    """n forecasts (ids f0..), a malformed line, a batch array, a notification, health;
+    the last line has no newline. Returns (bytes, the ids that must be answered)."""
+    msgs = [line(forecast("f%d" % i, dict(SMALL, series=series(1, 8 + i % 40, i)[0])))
+            for i in range(n)]
+    msgs.insert(n // 3, b"{not json\n")
+    msgs.insert(n // 2, line([forecast("b1", SMALL), {"jsonrpc": "2.0", "id": "b2",
+                                                       "method": "health"},
+                              {"jsonrpc": "2.0", "method": "forecast", "params": SMALL}]))
+    msgs.insert(n // 2 + 1, line({"jsonrpc": "2.0", "method": "health"}))  # notification
+    msgs.append(line({"jsonrpc": "2.0", "id": "last", "method": "health"})[:-1])
+    want = ["f%d" % i for i in range(n)] + [None, "b1", "b2", "last"]
+    return b"".join(msgs), want
+
+
+def answered_ids(out):
+    """(ids of every answer, batch members included, in order; the answers by id)."""
+    ids, by_id = [], {}
+    for text in out.splitlines():
+        doc = json.loads(text)
+        for a in doc if isinstance(doc, list) else [doc]:
+            ids.append(a.get("id"))
+            by_id[a.get("id")] = a
+    return ids, by_id
+
+
+def without_timing(a):
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "timing"} if k == "result" else v)
+            for k, v in a.items()}
+
+
+def stdio_files():
+    """--stdio with regular files: stdin a file, stdout a file (and the mixes)."""
+    tmp = tempfile.mkdtemp()
+    n = 300  # above --max-inflight: the one client waits for answers instead of -32000
+    data, want = stdio_requests(n)
+    src, dst = os.path.join(tmp, "requests.jsonl"), os.path.join(tmp, "out.jsonl")
+    with open(src, "wb") as f:
+        f.write(data)
+    args = ["--model", TINY_A, "--dtype", "float64", "--stdio", "--max-inflight", "40"]
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        p = subprocess.run([TOTOD] + args, stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                           env=clean_env(), timeout=120)
+    with open(dst, "rb") as f:
+        out = f.read()
+    ids, by_id = answered_ids(out)
+    tap.ok(p.returncode == 0 and sorted(map(str, ids)) == sorted(map(str, want)),
+           "--stdio < file > file: every id answered exactly once, exit 0",
+           (p.returncode, len(ids), len(want), p.stderr.decode()[-800:]))
+    failed = [a for i, a in by_id.items() if str(i).startswith("f") and "result" not in a]
+    tap.ok(not failed and by_id.get(None, {}).get("error", {}).get("code") == -32700,
+           "--stdio < file: every forecast computed (none refused by max-inflight), the "
+           "malformed line answered -32700", failed[:2])
+    batch = [json.loads(t) for t in out.splitlines() if t.startswith(b"[")]
+    tap.ok(len(batch) == 1 and sorted(a["id"] for a in batch[0]) == ["b1", "b2"],
+           "--stdio < file: the batch array answered as one array", batch)
+
+    # The same bytes through a pipe: the same forecasts (one framing path; health differs).
+    r = run(args, stdin=data, timeout=120)
+    _, piped = answered_ids(r.stdout)
+    differ = [k for k in by_id if k not in ("b2", "last")
+              and not close(without_timing(piped.get(k, {})), without_timing(by_id[k]))]
+    tap.ok(r.returncode == 0 and piped.keys() == by_id.keys() and not differ,
+           "--stdio: a file and a pipe of the same requests get the same answers",
+           (r.returncode, len(piped), len(by_id), differ[:3]))
+
+    # stdin a file read from where the shell left it, stdout a pipe.
+    with open(src, "rb") as fin:
+        skip = len(data.split(b"\n", 1)[0]) + 1
+        os.lseek(fin.fileno(), skip, os.SEEK_SET)  # past the first request
+        p = subprocess.run([TOTOD] + args, stdin=fin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=clean_env(), timeout=120)
+    ids, _ = answered_ids(p.stdout)
+    tap.ok(p.returncode == 0 and "f0" not in ids and len(ids) == len(want) - 1,
+           "--stdio < file: reads from the file's current position; stdout a pipe",
+           (p.returncode, len(ids)))
+
+    # stdin a pipe, stdout a file opened for appending: what was there stays.
+    with open(dst, "wb") as f:
+        f.write(b"kept\n")
+    with open(dst, "ab") as fout:
+        p = subprocess.run([TOTOD] + args, input=data, stdout=fout, stderr=subprocess.PIPE,
+                           env=clean_env(), timeout=120)
+    with open(dst, "rb") as f:
+        first, rest = f.read().split(b"\n", 1)
+    ids, _ = answered_ids(rest)
+    tap.ok(p.returncode == 0 and first == b"kept" and len(ids) == len(want),
+           "--stdio >> file: answers appended after what the file held",
+           (p.returncode, first, len(ids)))
+
+    with open(os.devnull, "rb") as null:
+        p = subprocess.run([TOTOD] + args, stdin=null, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=clean_env(), timeout=60)
+    tap.ok(p.returncode == 0 and p.stdout == b"", "--stdio < /dev/null: no answers, exit 0",
+           (p.returncode, p.stdout[:200], p.stderr.decode()[-400:]))
+    if os.path.exists("/dev/full"):  # every write fails: answers lost, so not exit 0
+        with open(src, "rb") as fin, open("/dev/full", "wb") as full:
+            p = subprocess.run([TOTOD] + args, stdin=fin, stdout=full, stderr=subprocess.PIPE,
+                               env=clean_env(), timeout=60)
+        tap.ok(p.returncode == 1 and b"could not be written" in p.stderr,
+               "--stdio > /dev/full: exit 1, the lost answers said in the log",
+               (p.returncode, p.stderr.decode()[-600:]))
 
 
 def notify():
@@ -205,6 +312,7 @@ def sigterm_under_load():
 check_config()
 sockets()
 stdio()
+stdio_files()
 notify()
 drain()
 sigterm_under_load()
