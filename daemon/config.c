@@ -43,6 +43,9 @@ static const setting settings[] = {
     {"tcp", STR(tcp), 0, 0, "HOST:PORT", "TCP listener; ':PORT' means 127.0.0.1; port 0 picks one"},
     {"http", STR(http), 0, 0, "HOST:PORT",
      "HTTP listener: GET /health, /ready, /metrics; POST /v1/forecast; ':PORT' means 127.0.0.1"},
+    {"http-idle-timeout-ms", NUM(KIND_INT, http_idle_timeout_ms, 0, 86400000), "MS",
+     "close an HTTP connection idle this long, or a request not complete this long after its "
+     "first byte (not while its forecast runs); 0: never"},
     {"config", STR(config_file), 0, 0, "FILE", "config file of 'key = value' lines"},
     {"stdio", FLAG(stdio), NULL,
      "serve one client on stdin/stdout (files, pipes or a terminal); open no socket"},
@@ -94,6 +97,7 @@ static void defaults(totod_config *cfg) {
     } else {
         snprintf(cfg->unix_path, sizeof cfg->unix_path, "/run/toto/toto.sock");
     }
+    cfg->http_idle_timeout_ms = 30000;
     cfg->max_batch_tokens = 65536;
     cfg->max_batch_size = 64;
     /* No wait by default: an idle worker starts at once, and the requests that

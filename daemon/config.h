@@ -36,6 +36,7 @@ typedef struct totod_config {
     char unix_path[TOTOD_UNIX_PATH_MAX + 1]; /* "" disables the Unix listener */
     char tcp[256];                           /* HOST:PORT; "" disables */
     char http[256];                          /* HOST:PORT; "" disables (httpd.h) */
+    int64_t http_idle_timeout_ms;            /* HTTP: idle or slow-request limit; 0: none */
     char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
     bool stdio;                              /* serve one client on stdin/stdout only */
     bool disable_compile;                    /* TOTO_DISABLE_COMPILE: stay on the eager path */

@@ -22,6 +22,7 @@ typedef struct conn_write {
 static void process_input(conn *c);
 static void maybe_finish(conn *c);
 static void update_reading(conn *c);
+static void timer_update(conn *c);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -87,6 +88,8 @@ void conn_close(conn *c) {
     close_end(c, &c->in_h, &c->in_f);
     if (c->out != c->in)
         close_end(c, &c->out_h, &c->out_f);
+    if (c->timer_on)
+        uv_close((uv_handle_t *)&c->timer, close_cb);
 }
 
 void conn_hold(conn *c) {
@@ -195,6 +198,44 @@ void conn_end_input(conn *c) {
     c->len = c->scanned = 0; /* requests not yet handed out are not accepted */
     update_reading(c);
     maybe_finish(c);
+    timer_update(c); /* now bounds how long the answers owed may stay unread */
+}
+
+static void on_timeout(uv_timer_t *t) {
+    conn *c = t->data;
+    unsigned long long ms = (unsigned long long)c->lim.idle_timeout_ms;
+    if (c->closing || c->http_busy)
+        return; /* the timer is stopped in both cases */
+    if (c->timing_request) {
+        log_msg(TLOG_DEBUG, "connection %s: request not complete %llu ms after its first byte",
+                c->peer, ms);
+        c->timing_request = false;
+        c->discard = true; /* as for a malformed request: do not let a reset eat the answer */
+        c->ops->on_http_error(c->ctx, c, 408, "request not complete within http-idle-timeout-ms");
+        conn_end_input(c);
+    } else if (!c->input_done && c->write_bytes == 0) {
+        log_msg(TLOG_DEBUG, "connection %s: idle for %llu ms; closing", c->peer, ms);
+        conn_end_input(c); /* nothing owed: an orderly close */
+    } else {
+        log_msg(TLOG_DEBUG, "connection %s: answers unread for %llu ms; closing", c->peer, ms);
+        conn_close(c);
+    }
+}
+
+/* Sets the timer to what the connection waits for now (see Timeouts in conn.h). */
+static void timer_update(conn *c) {
+    if (!c->timer_on || c->closing)
+        return;
+    if (c->http_busy) { /* a request is being answered: never time it out */
+        uv_timer_stop(&c->timer);
+        c->timing_request = false;
+        return;
+    }
+    bool begun = !c->input_done && (c->len > 0 || http_parser_started(&c->http));
+    if (begun && c->timing_request)
+        return; /* counted from the request's first byte: a trickle does not extend it */
+    c->timing_request = begun;
+    uv_timer_start(&c->timer, on_timeout, c->lim.idle_timeout_ms, 0); /* restarts */
 }
 
 static void line_too_long(conn *c) {
@@ -274,10 +315,12 @@ static void process_input(conn *c) {
     if (c->in_process)
         return; /* an answer given while handing out; the loop below goes on */
     c->in_process = true;
-    if (c->framing == CONN_HTTP)
+    if (c->framing == CONN_HTTP) {
         process_http(c);
-    else
+        timer_update(c); /* bytes arrived, or a request was handed out or answered */
+    } else {
         process_lines(c);
+    }
     c->in_process = false;
 }
 
@@ -388,6 +431,7 @@ static void write_done(write_req *w, int status) {
         process_input(c); /* requests read before the pause come first */
         update_reading(c);
     }
+    timer_update(c); /* the client reads: not idle */
 }
 
 static void write_cb(uv_write_t *req, int status) {
@@ -497,6 +541,7 @@ void conn_send_raw(conn *c, const char *data, size_t len) {
 
 int conn_start(conn *c) {
     update_reading(c);
+    timer_update(c); /* idle from the start */
     return c->closing ? -1 : 0;
 }
 
@@ -551,6 +596,12 @@ conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const c
         return NULL;
     }
     c->open_handles = 1;
+    if (c->framing == CONN_HTTP && lim->idle_timeout_ms > 0) {
+        uv_timer_init(listener->loop, &c->timer); /* cannot fail on Linux */
+        c->timer.data = c;
+        c->timer_on = true;
+        c->open_handles++;
+    }
     if (uv_accept(listener, c->in)) {
         conn_close(c); /* ops is still NULL: nobody is told */
         return NULL;

@@ -21,6 +21,14 @@
  * (a queued job, an unfinished batch) holds one more. Once closed, answers
  * sent to it are dropped, and the memory goes with the last reference.
  *
+ * Timeouts (CONN_HTTP with idle_timeout_ms): one timer, never running while
+ * a request is handed out (its forecast may take as long as it takes). With
+ * no request begun it measures idleness from the latest activity (accept, an
+ * answer queued or written), then closes the connection; from the first byte
+ * of a request it measures how long the request takes to arrive, then answers
+ * 408 and closes; once input is over it bounds how long the client may leave
+ * the answers owed to it unread.
+ *
  * Flow control: when unsent output exceeds max_write_buffer the connection
  * stops reading (and stops handing out lines it has already read) until the
  * output drains to half of that. A slow reader stalls only itself. With
@@ -63,6 +71,7 @@ typedef struct conn_limits {
     size_t max_line_bytes; /* CONN_HTTP: the largest request body */
     size_t max_write_buffer;
     int64_t hold_inflight; /* CONN_LINES: hand out no line while this many are in flight; 0: off */
+    uint64_t idle_timeout_ms; /* CONN_HTTP: the idle and slow-request limit (below); 0: none */
 } conn_limits;
 
 typedef union conn_handle {
@@ -101,6 +110,9 @@ struct conn {
     conn_file in_f, out_f; /* stdio: an end that is a file (in_f.active, out_f.active) */
     uv_stream_t *in, *out; /* equal for a socket; unused for an end that is a file */
     uv_shutdown_t shutdown_req;
+    uv_timer_t timer;    /* CONN_HTTP with idle_timeout_ms (see Timeouts) */
+    bool timer_on;       /* timer is initialised (and counts in open_handles) */
+    bool timing_request; /* timer measures a request begun, not idleness */
     int open_handles;
     int refs;
     char *buf; /* bytes read, not yet split into lines */

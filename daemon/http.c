@@ -749,6 +749,10 @@ http_result http_parser_feed(http_parser *p, const char *data, size_t len, size_
     return p->state == HP_DONE ? HTTP_DONE : p->state == HP_ERROR ? HTTP_ERROR : HTTP_NEED_MORE;
 }
 
+bool http_parser_started(const http_parser *p) {
+    return p->state != HP_HEAD || p->head_bytes > 0;
+}
+
 const http_request *http_parser_request(const http_parser *p) {
     return p->state == HP_DONE ? &p->request : NULL;
 }

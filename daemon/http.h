@@ -118,6 +118,13 @@ http_result http_parser_feed(http_parser *p, const char *data, size_t len, size_
 void http_parser_reset(http_parser *p);
 void http_parser_free(http_parser *p);
 
+/*
+ * Whether any byte of a request has been taken since the last reset (empty
+ * lines before a request do not count), including after DONE and ERROR. A
+ * connection tells a slow request from an idle keep-alive connection by it.
+ */
+bool http_parser_started(const http_parser *p);
+
 /* The request after DONE, valid until the next reset or free; NULL otherwise. */
 const http_request *http_parser_request(const http_parser *p);
 

@@ -41,10 +41,17 @@ int httpd_status_of(int rpc_code) {
  */
 static bool respond(server *s, conn *c, int status, const char *type, const char *body, size_t len,
                     bool keep_alive, const char *extra, bool head) {
-    char *out;
+    char *out, headers[256];
     size_t out_len;
     keep_alive = keep_alive && s->state == SERVER_SERVING;
     metrics_count_http(&s->metrics, status);
+    if (keep_alive && s->cfg->http_idle_timeout_ms > 0) {
+        /* In whole seconds, rounded down: a client that trusts it never reuses a
+         * connection that totod is closing for idleness. */
+        snprintf(headers, sizeof headers, "Keep-Alive: timeout=%lld\r\n%s",
+                 (long long)(s->cfg->http_idle_timeout_ms / 1000), extra ? extra : "");
+        extra = headers;
+    }
     if (http_response_build(&out, &out_len, status, type, body, len, keep_alive, extra)) {
         conn_send_raw(c, oom_response, sizeof oom_response - 1);
         return false;
@@ -239,6 +246,9 @@ void httpd_parse_error(server *s, conn *c, int status, const char *message) {
     else if (status == 431 || status == 414)
         data = json_pack("{s:s, s:I}", "limit", "max-header-bytes", "max",
                          (json_int_t)HTTP_DEFAULT_MAX_HEADER_BYTES);
+    else if (status == 408)
+        data = json_pack("{s:s, s:I}", "limit", "http-idle-timeout-ms", "max",
+                         (json_int_t)s->cfg->http_idle_timeout_ms);
     snprintf(text, sizeof text, "invalid request: %s", message ? message : "bad HTTP");
     log_msg(TLOG_DEBUG, "connection %s: HTTP %d: %s", c->peer, status, text);
     int code = status >= 500 && status != 501 && status != 505 ? PROTO_INTERNAL_ERROR

@@ -58,7 +58,8 @@ static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed, o
                                          on_http_error};
 
 static conn_limits limits_of(const totod_config *cfg) {
-    return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer, 0};
+    return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer, 0,
+                         (uint64_t)cfg->http_idle_timeout_ms};
 }
 
 static void add_conn(server *s, conn *c) {

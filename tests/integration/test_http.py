@@ -4,6 +4,7 @@ sockets: every endpoint, keep-alive, pipelining, chunked bodies,
 100-continue, every error status, Prometheus text, and shutdown (TAP)."""
 
 import json
+import os
 import re
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import time
 
 from totod_harness import (DEADLINE, INVALID_PARAMS, INVALID_REQUEST, OVERLOADED, PARSE,
-                           SHUTTING_DOWN, TINY_A, Daemon, Tap, strip_daemon)
+                           SHUTTING_DOWN, TINY_A, TOTOD, Daemon, Tap, strip_daemon)
 
 tap = Tap()
 SMALL = {"series": [1, 2, 3, 4, 5, 6, 7, 8], "prediction_length": 3}
@@ -175,6 +176,8 @@ def keep_alive_and_pipelining(d):
     tap.ok(statuses == [200, 200, 200, 400, 404] and bodies[1].get("series_id") == "p"
            and bodies[2] == {"ready": True} and "status" in bodies[0],
            "pipelined requests on one socket are answered in order", statuses)
+    tap.ok(got[0][1].get("keep-alive") == "timeout=30",
+           "keep-alive responses announce the idle timeout (Keep-Alive: timeout=30)", got[0][1])
     c.send(request("GET", "/ready", headers=["Connection: close"]))
     last = c.response()
     tap.ok(last and last[0] == 200 and last[1].get("connection") == "close"
@@ -348,6 +351,121 @@ def shutdown():
     b.close()
 
 
+def closed_after(conn, limit=5.0):
+    """Seconds until the peer closes conn (EOF or reset) with no bytes sent, else None."""
+    t0 = time.monotonic()
+    conn.s.settimeout(limit)
+    try:
+        data = conn.s.recv(1 << 16)
+    except ConnectionResetError:
+        data = b""
+    except socket.timeout:
+        return None
+    return time.monotonic() - t0 if data == b"" else None
+
+
+def trickle_until_answered(conn, first, drip, every=0.05, limit=5.0):
+    """Sends first, then one byte of drip every `every` s until totod answers.
+    Returns (seconds from the first byte to the answer, the response or None)."""
+    t0 = time.monotonic()
+    conn.send(first)
+    conn.s.settimeout(every)
+    for i in range(int(limit / every)):
+        try:
+            conn.buf += conn.s.recv(1 << 16)
+            break
+        except socket.timeout:
+            pass
+        try:
+            conn.send(drip[i % len(drip):i % len(drip) + 1])
+        except OSError:
+            break
+    took = time.monotonic() - t0
+    conn.s.settimeout(5)
+    try:
+        return took, conn.response()
+    except OSError:
+        return took, None
+
+
+def idle_timeout():
+    """--http-idle-timeout-ms: idle and slow connections close; in-flight work never does."""
+    ms = 300
+    # batch-delay-us makes every forecast wait 1 s in the queue: in flight past the timeout.
+    with Daemon(*HTTP, "--http-idle-timeout-ms", str(ms), "--batch-delay-us", "1000000",
+                tcp=False) as d:
+        idle = Raw(d.http_port)
+        took = closed_after(idle)
+        tap.ok(took is not None and 0.25 <= took < 2.5,
+               "idle timeout: a connection that sends nothing is closed after ~%d ms" % ms, took)
+        idle.close()
+
+        ka = Raw(d.http_port)
+        answers = []
+        for _ in range(6):  # 6 x 150 ms: well past the timeout in total, never idle that long
+            ka.send(request("GET", "/health"))
+            answers.append(ka.response())
+            time.sleep(0.15)
+        statuses = [a[0] if a else None for a in answers]
+        tap.ok(statuses == [200] * 6 and answers[0][1].get("keep-alive") == "timeout=0",
+               "keep-alive requests within the timeout all work on one connection "
+               "(Keep-Alive: timeout=0 for %d ms)" % ms, (statuses, answers[0]))
+        took = closed_after(ka)
+        tap.ok(took is not None and 0.1 <= took < 2.5,
+               "... and the connection closes once idle for the timeout after the last", took)
+        ka.close()
+
+        busy = Raw(d.http_port)
+        t0 = time.monotonic()
+        busy.send(post(SMALL))
+        r = busy.response()
+        waited = time.monotonic() - t0
+        busy.send(request("GET", "/ready"))
+        again = busy.response()
+        tap.ok(r and r[0] == 200 and waited >= 0.9 and again and again[0] == 200,
+               "a forecast in flight for ~1 s (over the timeout) is answered and the "
+               "connection stays usable", (r and r[0], waited, again))
+        busy.close()
+
+        slow = Raw(d.http_port)
+        took, r = trickle_until_answered(slow, b"G", b"ET /health HTTP/1.1\r\nX-Slow: yes")
+        doc = json.loads(r[2]) if r else {}
+        tap.ok(r and r[0] == 408 and r[1].get("connection") == "close"
+               and error_of(doc).get("data", {}).get("limit") == "http-idle-timeout-ms"
+               and 0.25 <= took < 2.5 and slow.response() is None,
+               "a head trickled a byte every 50 ms: 408 and closed ~%d ms after its first "
+               "byte" % ms, (took, r))
+        slow.close()
+
+        body = Raw(d.http_port)
+        head = b"POST /v1/forecast HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{"
+        took, r = trickle_until_answered(body, head, b" ")
+        tap.ok(r and r[0] == 408 and 0.25 <= took < 2.5 and body.response() is None,
+               "a body trickled a byte every 50 ms: 408 and closed", (took, r))
+        body.close()
+        r = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/ready" % d.http_port],
+                           stdout=subprocess.PIPE, timeout=20)
+        tap.ok(r.returncode == 0 and json.loads(r.stdout) == {"ready": True},
+               "curl still gets answers from that daemon")
+
+    with Daemon(*HTTP, "--http-idle-timeout-ms", "0", tcp=False) as d:
+        never = Raw(d.http_port)
+        time.sleep(0.6)
+        never.send(request("GET", "/ready"))
+        r = never.response()
+        tap.ok(r and r[0] == 200 and "keep-alive" not in r[1],
+               "--http-idle-timeout-ms 0: no timeout, no Keep-Alive header", r)
+        never.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOTO_")}
+    env["TOTO_HTTP_IDLE_TIMEOUT_MS"] = "1234"
+    r = subprocess.run([TOTOD, "--model", TINY_A, "--check-config"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=30)
+    cfg = json.loads(r.stdout) if r.returncode == 0 else {}
+    tap.ok(cfg.get("http-idle-timeout-ms") == {"value": 1234, "source": "env"},
+           "--check-config shows http-idle-timeout-ms (from TOTO_HTTP_IDLE_TIMEOUT_MS)",
+           (r.returncode, cfg.get("http-idle-timeout-ms"), r.stderr))
+
+
 with Daemon(*HTTP) as d:
     endpoints(d)
     keep_alive_and_pipelining(d)
@@ -357,4 +475,5 @@ with Daemon(*HTTP) as d:
 slow_reader()
 limits_and_overload()
 shutdown()
+idle_timeout()
 tap.done()

@@ -657,6 +657,28 @@ static void test_parser_states(void) {
     free(msg);
 }
 
+/* What the connection's idle timer reads: has a request begun? */
+static void test_started(void) {
+    http_parser p;
+    size_t used;
+    http_parser_init(&p, NULL);
+    bool fresh = !http_parser_started(&p);
+    http_parser_feed(&p, LIT("\r\n\r\n"), &used);
+    bool blank = !http_parser_started(&p);
+    http_parser_feed(&p, LIT("G"), &used);
+    bool one = http_parser_started(&p);
+    http_parser_feed(&p, LIT("ET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"), &used);
+    bool body = http_parser_started(&p);
+    http_result r = http_parser_feed(&p, LIT("c"), &used);
+    bool done = r == HTTP_DONE && http_parser_started(&p);
+    http_parser_reset(&p);
+    tap_check(fresh && blank && one && body && done && !http_parser_started(&p),
+              "started: not before a byte nor for empty lines; from the first byte of the "
+              "request line through its body until reset (%d %d %d %d %d)",
+              fresh, blank, one, body, done);
+    http_parser_free(&p);
+}
+
 /* ---- responses ------------------------------------------------------------------------------ */
 
 static bool built_equals(int status, const char *type, const char *body, size_t body_len,
@@ -751,6 +773,7 @@ int main(void) {
     test_header_lookup();
     test_continue();
     test_parser_states();
+    test_started();
     test_responses();
     return tap_done();
 }
