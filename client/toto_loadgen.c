@@ -3,7 +3,7 @@
  *
  *   toto-loadgen --address unix:PATH|tcp:HOST:PORT --clients N --duration-s S
  *                [--warmup-s W] [--workload seed|mean64|small]
- *                [--context T --horizon H --samples N] [--format md|kv]
+ *                [--context T --horizon H --samples N] [--format md|kv] [--floor]
  *
  * N threads, each with its own connection, send one forecast, wait for its
  * answer, and send the next (closed loop). Per request it records the latency
@@ -13,6 +13,9 @@
  *
  * The request line is encoded once; each request reuses the same bytes with
  * only the id changing, so the client's own JSON cost stays out of the way.
+ * --floor measures the socket floor instead (loadgen_floor.h): one client
+ * against an echo process that answers with a result captured from the
+ * daemon at --address.
  * Exit status: 0 all answers were results, 1 any error, 2 bad usage.
  */
 #include <errno.h>
@@ -23,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "loadgen_floor.h"
 
 typedef struct workload {
     const char *name;
@@ -51,6 +57,7 @@ typedef struct options {
     const char *address, *format;
     workload w;
     int clients;
+    bool floor; /* against the echo process, not the daemon */
     double duration_s, warmup_s, timeout_s, wait_s;
 } options;
 
@@ -59,6 +66,7 @@ typedef struct plan {
     const options *o;
     const char *prefix; /* the request line up to the id's value */
     size_t prefix_len;
+    int floor_fd; /* --floor: the echo process's socket, else -1 */
     uint64_t warmup_end_ns, end_ns;
 } plan;
 
@@ -369,7 +377,8 @@ static int round_trip(client *c, uint64_t id) {
 
 static void *client_main(void *arg) {
     client *c = arg;
-    c->fd = connect_retrying(c->p->o->address, c->p->o->wait_s);
+    c->fd =
+        c->p->floor_fd >= 0 ? c->p->floor_fd : connect_retrying(c->p->o->address, c->p->o->wait_s);
     if (c->fd < 0) {
         client_error(c, "connect %s: %s", c->p->o->address, strerror(errno));
         return NULL;
@@ -379,7 +388,8 @@ static void *client_main(void *arg) {
     while (now_ns() < c->p->end_ns)
         if (round_trip(c, ++id) != 0)
             break;
-    close(c->fd);
+    if (c->fd != c->p->floor_fd)
+        close(c->fd);
     c->fd = -1;
     return NULL;
 }
@@ -491,9 +501,11 @@ static void usage(FILE *f) {
             "usage: toto-loadgen --address unix:PATH|tcp:HOST:PORT [--clients N] [--duration-s S]\n"
             "                    [--warmup-s W] [--workload seed|mean64|small] [--context T]\n"
             "                    [--horizon H] [--samples N] [--timeout-s S] [--wait-s S]\n"
-            "                    [--format md|kv]\n"
+            "                    [--format md|kv] [--floor]\n"
             "Closed loop: each client sends one forecast and waits for its answer. --wait-s\n"
-            "retries connecting while the daemon starts. Exit 0: every answer was a result.\n");
+            "retries connecting while the daemon starts. --floor: one client against an echo\n"
+            "process answering with a result captured from the daemon (the socket floor).\n"
+            "Exit 0: every answer was a result.\n");
 }
 
 static int find_workload(const char *name, workload *w) {
@@ -523,6 +535,10 @@ static int parse_args(int argc, char **argv, options *o) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--floor")) {
+            o->floor = true;
+            continue;
         }
         if (!v || (strcmp(a, "--address") && strcmp(a, "--workload") && strcmp(a, "--format") &&
                    parse_num(v, &x) != 0)) {
@@ -561,6 +577,8 @@ static int parse_args(int argc, char **argv, options *o) {
     o->w.context = context > 0 ? context : o->w.context;
     o->w.horizon = horizon > 0 ? horizon : o->w.horizon;
     o->w.samples = samples >= 0 ? samples : o->w.samples;
+    if (o->floor)
+        o->clients = 1;
     if (!o->address) {
         fprintf(stderr, "toto-loadgen: --address is required (see --help)\n");
         return -1;
@@ -593,11 +611,35 @@ static int run_clients(client *cs, int nc) {
     return rc;
 }
 
+/* --floor: captures a real result from the daemon, then starts the echo process. */
+static int start_floor(const options *o, const char *prefix, size_t prefix_len, pid_t *child) {
+    char err[200], *line = malloc(prefix_len + 4), *result = NULL;
+    int fd = connect_retrying(o->address, o->wait_s), echo = -1;
+    if (fd < 0)
+        snprintf(err, sizeof err, "connect %s: %s", o->address, strerror(errno));
+    else if (!line)
+        snprintf(err, sizeof err, "out of memory");
+    else {
+        memcpy(line, prefix, prefix_len);
+        memcpy(line + prefix_len, "0}\n", 3);
+        result = floor_capture_result(fd, line, prefix_len + 3, o->timeout_s, err, sizeof err);
+    }
+    if (result && (echo = floor_start(result, child)) < 0)
+        snprintf(err, sizeof err, "cannot start the echo process: %s", strerror(errno));
+    if (echo < 0)
+        fprintf(stderr, "toto-loadgen: --floor: %s\n", err);
+    if (fd >= 0)
+        close(fd);
+    free(line);
+    free(result);
+    return echo;
+}
+
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0)
         return 2;
-    plan p = {.o = &o};
+    plan p = {.o = &o, .floor_fd = -1};
     char *prefix = encode_prefix(&o.w, &p.prefix_len);
     client *cs = calloc((size_t)o.clients, sizeof *cs);
     if (!prefix || !cs) {
@@ -607,6 +649,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     p.prefix = prefix;
+    pid_t floor_child = -1;
+    if (o.floor && (p.floor_fd = start_floor(&o, prefix, p.prefix_len, &floor_child)) < 0) {
+        free(prefix);
+        free(cs);
+        return 1;
+    }
     /* Connecting (and waiting for the daemon) happens inside the warm-up. */
     p.warmup_end_ns = now_ns() + (uint64_t)(o.warmup_s * 1e9);
     p.end_ns = p.warmup_end_ns + (uint64_t)(o.duration_s * 1e9);
@@ -622,6 +670,8 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.n == 0)
         fprintf(stderr, "toto-loadgen: no answer was measured\n");
     int status = rc != 0 || s.errors || s.n == 0 ? 1 : 0;
+    if (o.floor)
+        floor_stop(p.floor_fd, floor_child);
     for (int i = 0; i < o.clients; i++) {
         free(cs[i].buf);
         free(cs[i].samples);

@@ -6,7 +6,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TOTO_BUILD_DIR:-$here/build}"
 
-echo "1..3"
+echo "1..4"
 out="$("$here/scripts/bench-daemon" --build-dir "$build" --quick --clients 1,8 \
     --model "$here/tests/data/fixtures/tiny-a" 2>&1)"
 rc=$?
@@ -22,5 +22,12 @@ if awk -F'|' 'NF < 4 || !($3 + 0 > 0) { bad = 1 } END { exit bad || NR != 2 }' <
     echo "ok 3 - throughput is a number > 0 in every row"
 else
     echo "not ok 3 - throughput missing or zero"
+fi
+# The socket floor is measured in the same run and subtracted in its own column.
+if grep -Eq '^# socket floor .*: p50 [0-9.]+ µs' <<<"$out" &&
+    awk -F'|' '!($8 ~ /^ *-?[0-9]+ *$/) { bad = 1 } END { exit bad }' <<<"$rows"; then
+    echo "ok 4 - socket floor measured and an above-floor column in every row"
+else
+    echo "not ok 4 - socket floor line or above-floor column missing"
 fi
 [ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"

@@ -1,0 +1,33 @@
+/*
+ * loadgen_floor.h - the socket floor for toto-loadgen --floor: an echo
+ * process that answers each request line at once with a canned answer of the
+ * daemon's own bytes (a real result captured first, its timing zeroed). What
+ * a client measures against it is the cost of the socket, the wake-ups and
+ * the client's own JSON, which no daemon can go below on this machine; the
+ * benchmark prints it beside the daemon's overhead, measured in the same run.
+ */
+#ifndef TOTO_LOADGEN_FLOOR_H
+#define TOTO_LOADGEN_FLOOR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Sends request (a whole line, '\n' included) to the connected fd, reads the
+ * answer and returns its "result" as JSON text with "timing" zeroed (malloc'd);
+ * NULL with err filled.
+ */
+char *floor_capture_result(int fd, const char *request, size_t len, double timeout_s, char *err,
+                           size_t err_len);
+
+/*
+ * Forks the echo process; returns the client's end of a socketpair (and the
+ * child in *child), or -1 with errno set. The child answers each line that
+ * ends in "id":N} with {"jsonrpc":"2.0","id":N,"result":RESULT}.
+ */
+int floor_start(const char *result, pid_t *child);
+
+/* Closes fd, which ends the child, and reaps it. */
+void floor_stop(int fd, pid_t child);
+
+#endif
