@@ -473,6 +473,8 @@ static void print_help(FILE *out) {
             "file holds 'key = value' lines (keys as the flags, without dashes; '#' starts a\n"
             "comment line). The default model is the bundled one: a small UNTRAINED checkpoint,\n"
             "reported as untrained.\n\n"
+            "Queued forecasts are batched round-robin across connections (each connection's\n"
+            "in the order sent), so one client's long pipeline does not delay the others.\n\n"
             "With --stdio, 'totod --stdio < requests.jsonl > answers.jsonl' answers every line\n"
             "(in any order: match answers by id), waiting for answers rather than refusing\n"
             "beyond max-inflight, and exits once the input ends and every answer is written.\n\n"

@@ -1,38 +1,159 @@
 /* queue.c - request and completion queues (see queue.h). */
 #include "queue.h"
 
+#include <stdlib.h>
+
+#define FIRST_TABLE_SIZE 64 /* buckets; doubled whenever there are more flows than buckets */
+
+struct job_flow {
+    const void *owner;     /* the connection: job->conn */
+    job *head, *tail;      /* its queued jobs, oldest first; never empty while in the ring */
+    job_flow *prev, *next; /* the ring */
+    job_flow *chain;       /* the next flow in its table bucket, or in the spare list */
+};
+
 int queue_init(job_queue *q, int64_t limit) {
     *q = (job_queue){.limit = limit};
-    if (uv_mutex_init(&q->lock))
+    q->table = calloc(FIRST_TABLE_SIZE, sizeof *q->table);
+    if (!q->table)
         return -1;
+    q->table_size = FIRST_TABLE_SIZE;
+    if (uv_mutex_init(&q->lock)) {
+        free(q->table);
+        return -1;
+    }
     if (uv_cond_init(&q->changed)) {
         uv_mutex_destroy(&q->lock);
+        free(q->table);
         return -1;
     }
     return 0;
 }
 
+/* ---- the ring and the owner table (lock held) ------------------------------------------ */
+
+/* Fibonacci hashing: connections are allocations, whose low bits say little. */
+static size_t bucket_of(const job_queue *q, const void *owner) {
+    uint64_t h = (uint64_t)(uintptr_t)owner * UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h >> 32) & (q->table_size - 1);
+}
+
+/* Adds f at the end of the ring's current turn: just before the flow that goes next. */
+static void ring_add(job_queue *q, job_flow *f) {
+    if (!q->ring) {
+        f->prev = f->next = f;
+        q->ring = f;
+        return;
+    }
+    f->next = q->ring;
+    f->prev = q->ring->prev;
+    f->prev->next = f;
+    q->ring->prev = f;
+}
+
+/* Takes f out of the ring; if it was to go next, the one after it goes next. */
+static void ring_remove(job_queue *q, job_flow *f) {
+    if (f->next == f) {
+        q->ring = NULL;
+        return;
+    }
+    f->prev->next = f->next;
+    f->next->prev = f->prev;
+    if (q->ring == f)
+        q->ring = f->next;
+}
+
+/* Rehashes into twice the buckets; out of memory, the chains just stay longer. */
+static void table_grow(job_queue *q) {
+    size_t size = q->table_size * 2;
+    job_flow **table = calloc(size, sizeof *table);
+    if (!table)
+        return;
+    free(q->table);
+    q->table = table;
+    q->table_size = size;
+    job_flow *f = q->ring; /* every flow in the table is in the ring */
+    for (size_t i = 0; i < q->n_flows; i++, f = f->next) {
+        size_t b = bucket_of(q, f->owner);
+        f->chain = table[b];
+        table[b] = f;
+    }
+}
+
+/* The owner's flow; a new one joins the ring when the owner has nothing queued. NULL: no memory. */
+static job_flow *flow_for(job_queue *q, const void *owner) {
+    size_t b = bucket_of(q, owner);
+    for (job_flow *f = q->table[b]; f; f = f->chain)
+        if (f->owner == owner)
+            return f;
+    job_flow *f = q->spare;
+    if (f)
+        q->spare = f->chain;
+    else if (!(f = malloc(sizeof *f)))
+        return NULL;
+    *f = (job_flow){.owner = owner, .chain = q->table[b]};
+    q->table[b] = f;
+    q->n_flows++;
+    ring_add(q, f);
+    if (q->n_flows > q->table_size)
+        table_grow(q);
+    return f;
+}
+
+/* An emptied flow leaves the ring and the table, and waits in the spare list. */
+static void flow_retire(job_queue *q, job_flow *f) {
+    job_flow **link = &q->table[bucket_of(q, f->owner)];
+    while (*link != f)
+        link = &(*link)->chain;
+    *link = f->chain;
+    ring_remove(q, f);
+    q->n_flows--;
+    f->chain = q->spare;
+    q->spare = f;
+}
+
+static void free_list(job_flow *f) {
+    while (f) {
+        job_flow *next = f->chain;
+        free(f);
+        f = next;
+    }
+}
+
 void queue_destroy(job_queue *q) {
+    while (q->ring) /* only if the queue was not emptied: the jobs stay the caller's */
+        flow_retire(q, q->ring);
+    free_list(q->spare);
+    free(q->table);
     uv_cond_destroy(&q->changed);
     uv_mutex_destroy(&q->lock);
+}
+
+/* ---- pushing ------------------------------------------------------------------------------ */
+
+static void flow_append(job_queue *q, job_flow *f, job *j) {
+    j->next = NULL;
+    if (f->tail)
+        f->tail->next = j;
+    else
+        f->head = j;
+    f->tail = j;
+    q->count++;
+    q->tokens += j->tokens;
+    if (j->deadline_ns && (!q->next_deadline_ns || j->deadline_ns < q->next_deadline_ns))
+        q->next_deadline_ns = j->deadline_ns;
 }
 
 int queue_push(job_queue *q, job *j) {
     int rc = QUEUE_OK;
     uv_mutex_lock(&q->lock);
+    job_flow *f = NULL;
     if (q->closed)
         rc = QUEUE_CLOSED;
-    else if (q->count >= q->limit)
+    else if (q->count >= q->limit || !(f = flow_for(q, j->conn)))
         rc = QUEUE_FULL;
     else {
-        j->next = NULL;
-        if (q->tail)
-            q->tail->next = j;
-        else
-            q->head = j;
-        q->tail = j;
-        q->count++;
-        q->tokens += j->tokens;
+        flow_append(q, f, j);
         /* Broadcast: with several workers, any of them may take it. */
         uv_cond_broadcast(&q->changed);
     }
@@ -47,16 +168,7 @@ int64_t queue_depth(job_queue *q) {
     return n;
 }
 
-static job *unlink_head(job_queue *q) {
-    job *j = q->head;
-    q->head = j->next;
-    if (!q->head)
-        q->tail = NULL;
-    q->count--;
-    q->tokens -= j->tokens;
-    j->next = NULL;
-    return j;
-}
+/* ---- popping ------------------------------------------------------------------------------ */
 
 static void append(job **head, job **tail, job *j) {
     if (*tail)
@@ -66,10 +178,85 @@ static void append(job **head, job **tail, job *j) {
     *tail = j;
 }
 
-/* Waits (lock held) until the head's batch delay is over or the batch is full. */
+/* Takes the head of f, which goes on to the next flow's turn (or leaves the ring, emptied). */
+static job *take_turn(job_queue *q, job_flow *f) {
+    job *j = f->head;
+    f->head = j->next;
+    if (!f->head) {
+        f->tail = NULL;
+        flow_retire(q, f);
+    } else {
+        q->ring = f->next;
+    }
+    j->next = NULL;
+    q->count--;
+    q->tokens -= j->tokens;
+    return j;
+}
+
+/* Removes the expired jobs of one flow to *expired; returns its earliest live deadline (0: none).
+ */
+static uint64_t flow_sweep(job_queue *q, job_flow *f, uint64_t now, job **expired, job **etail) {
+    uint64_t next = 0;
+    job **link = &f->head, *last = NULL;
+    while (*link) {
+        job *j = *link;
+        if (j->deadline_ns && now >= j->deadline_ns) {
+            *link = j->next;
+            j->next = NULL;
+            q->count--;
+            q->tokens -= j->tokens;
+            append(expired, etail, j);
+            continue;
+        }
+        if (j->deadline_ns && (!next || j->deadline_ns < next))
+            next = j->deadline_ns;
+        last = j;
+        link = &j->next;
+    }
+    f->tail = last;
+    return next;
+}
+
+/*
+ * Every job whose deadline has passed, wherever it waits, goes to *expired,
+ * so none is answered late for waiting behind others. Runs only once the
+ * earliest deadline is due, so a queue without deadlines costs nothing.
+ */
+static void sweep_expired(job_queue *q, uint64_t now, job **expired, job **etail) {
+    uint64_t next = 0;
+    size_t n = q->n_flows;
+    job_flow *f = q->ring;
+    for (size_t i = 0; i < n; i++) {
+        job_flow *following = f->next; /* before f may leave the ring */
+        uint64_t d = flow_sweep(q, f, now, expired, etail);
+        if (d && (!next || d < next))
+            next = d;
+        if (!f->head)
+            flow_retire(q, f);
+        f = following;
+    }
+    q->next_deadline_ns = next;
+}
+
+/* When the oldest queued job arrived (the ring is not empty). */
+static uint64_t oldest_arrival(const job_queue *q) {
+    uint64_t oldest = UINT64_MAX;
+    const job_flow *f = q->ring;
+    do {
+        if (f->head->received_ns < oldest)
+            oldest = f->head->received_ns;
+        f = f->next;
+    } while (f != q->ring);
+    return oldest;
+}
+
+/* Waits (lock held) until the oldest job's batch delay is over or the batch is full. */
 static void wait_for_batch(job_queue *q, const batch_limits *lim) {
-    uint64_t until = q->head->received_ns + lim->delay_ns;
-    while (!q->closed && q->head && q->tokens < lim->max_tokens && q->count < lim->max_size) {
+    if (lim->delay_ns == 0)
+        return;
+    uint64_t until = oldest_arrival(q) + lim->delay_ns;
+    while (!q->closed && q->ring && q->tokens < lim->max_tokens && q->count < lim->max_size) {
         uint64_t now = uv_hrtime();
         if (now >= until)
             break;
@@ -83,7 +270,7 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **ex
     int64_t tokens = 0;
     *batch = *expired = NULL;
     uv_mutex_lock(&q->lock);
-    while (!q->closed && !q->head)
+    while (!q->closed && !q->ring)
         uv_cond_wait(&q->changed, &q->lock);
     if (!q->closed)
         wait_for_batch(q, lim);
@@ -92,17 +279,16 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **ex
         return -1;
     }
     uint64_t now = uv_hrtime();
-    while (q->head && n < lim->max_size) {
-        job *j = q->head;
-        if (j->deadline_ns && now >= j->deadline_ns) {
-            append(expired, &etail, unlink_head(q));
-            continue;
-        }
-        /* The first job always runs, even alone over budget; then keep FIFO order. */
-        if (n > 0 && tokens + j->tokens > lim->max_tokens)
+    if (q->next_deadline_ns && now >= q->next_deadline_ns)
+        sweep_expired(q, now, expired, &etail);
+    /* Round-robin over the flows. The first job always runs, even alone over
+     * budget; one that does not fit ends the batch, and its flow starts the next. */
+    while (q->ring && n < lim->max_size) {
+        if (n > 0 && tokens + q->ring->head->tokens > lim->max_tokens)
             break;
+        job *j = take_turn(q, q->ring);
         tokens += j->tokens;
-        append(batch, &btail, unlink_head(q));
+        append(batch, &btail, j);
         n++;
     }
     uv_mutex_unlock(&q->lock);
@@ -110,10 +296,20 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **ex
 }
 
 job *queue_take_all(job_queue *q) {
+    job *all = NULL, *tail = NULL;
     uv_mutex_lock(&q->lock);
-    job *all = q->head;
-    q->head = q->tail = NULL;
+    while (q->ring) {
+        job_flow *f = q->ring;
+        if (tail)
+            tail->next = f->head;
+        else
+            all = f->head;
+        tail = f->tail;
+        f->head = f->tail = NULL;
+        flow_retire(q, f);
+    }
     q->count = q->tokens = 0;
+    q->next_deadline_ns = 0;
     uv_mutex_unlock(&q->lock);
     return all;
 }

@@ -2,27 +2,47 @@
  * queue.h - the bounded request queue between the loop and the worker(s),
  * and the completion queue that carries answered jobs back to the loop.
  *
- * The request queue is FIFO. A worker takes a batch: the oldest job, then
- * more in order while they fit the token budget and the count cap, waiting
- * up to the batch delay (counted from the oldest job's arrival) for the
- * batch to fill. Jobs whose deadline has passed are handed back separately,
- * never to be computed. Several workers may share one queue.
+ * The request queue is fair across connections: each connection (job->conn,
+ * compared as a pointer, never dereferenced) has its own FIFO sub-queue, a
+ * "flow", and the flows with queued jobs form a ring. A worker takes a
+ * batch round-robin: the head of one flow, then the head of the next, and
+ * so on around the ring, while the jobs fit the token budget and the count
+ * cap; the next batch goes on where this one stopped. So a connection that
+ * pipelines a thousand requests gets one job in each turn of the ring like
+ * any other, and a newcomer waits for at most one job per busy connection
+ * instead of behind all of them. A connection's own jobs keep their order.
+ * A flow that becomes non-empty joins the ring at the end of the current
+ * turn. The batch delay is counted from the oldest queued job's arrival.
+ *
+ * Limits: `limit` bounds the queued jobs of all connections together. Jobs
+ * whose deadline has passed, anywhere in the queue, are handed back
+ * separately by the next queue_pop_batch(), never to be computed. Several
+ * workers may share one queue.
  */
 #ifndef TOTOD_QUEUE_H
 #define TOTOD_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
 
 #include "job.h"
 
+/* One connection's queued jobs (private to queue.c). */
+typedef struct job_flow job_flow;
+
 typedef struct job_queue {
     uv_mutex_t lock;
     uv_cond_t changed; /* a job arrived, or the queue closed */
-    job *head, *tail;
+    job_flow *ring;    /* the flow whose head goes next; NULL when the queue is empty */
+    job_flow **table;  /* owner -> flow for the flows in the ring; table_size buckets */
+    size_t table_size; /* a power of two */
+    size_t n_flows;    /* flows in the ring */
+    job_flow *spare;   /* flows no longer in the ring, kept for reuse */
     int64_t count, limit, tokens;
+    uint64_t next_deadline_ns; /* no queued job expires before this; 0: none has a deadline */
     bool closed;
 } job_queue;
 
@@ -37,14 +57,16 @@ enum { QUEUE_OK = 0, QUEUE_FULL = 1, QUEUE_CLOSED = 2 };
 int queue_init(job_queue *q, int64_t limit);
 void queue_destroy(job_queue *q); /* the queue must be empty */
 
-/* Adds j at the tail; QUEUE_FULL or QUEUE_CLOSED leave j with the caller. */
+/* Adds j at the tail of its connection's flow; QUEUE_FULL (also when out of
+ * memory) or QUEUE_CLOSED leave j with the caller. */
 int queue_push(job_queue *q, job *j);
 int64_t queue_depth(job_queue *q);
 
 /*
  * Blocks until a batch is ready. Returns its size (>= 0; 0 when every job
- * taken had expired) with the batch in *batch and expired jobs in *expired
- * (both lists linked by next), or -1 once the queue is closed.
+ * taken had expired, or another worker took them) with the batch in *batch
+ * and expired jobs in *expired (both lists linked by next), or -1 once the
+ * queue is closed.
  */
 int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **expired);
 

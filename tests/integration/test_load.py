@@ -3,6 +3,8 @@
 batching never changes an answer, vanishing and slow clients hurt nobody (TAP)."""
 
 import concurrent.futures
+import json
+import selectors
 import threading
 import time
 
@@ -162,6 +164,59 @@ def slow_reader():
         tap.ok(d.stop() == 0, "slow-reader daemon exits 0")
 
 
+def answers_in_arrival_order(clients, total, timeout=60):
+    """Reads the named clients' sockets as answers arrive: [(name, answer), ...]."""
+    sel = selectors.DefaultSelector()
+    for name, c in clients.items():
+        sel.register(c.s, selectors.EVENT_READ, name)
+    order = []
+    deadline = time.time() + timeout
+    while len(order) < total and time.time() < deadline:
+        for key, _ in sel.select(1):
+            c = clients[key.data]
+            chunk = c.s.recv(1 << 20)
+            if not chunk:
+                sel.unregister(c.s)
+                continue
+            c.buf += chunk
+            while b"\n" in c.buf:
+                text, c.buf = c.buf.split(b"\n", 1)
+                order.append((key.data, json.loads(text)))
+    sel.close()
+    return order
+
+
+def fairness():
+    """One connection pipelines 200 forecasts, then a second sends one. The queue takes
+    connections round-robin, so the second's answer comes back after a handful of the
+    first's, not after all 200; the first's own answers keep their order."""
+    n = 200
+    with Daemon("--max-batch-size", "8") as d:
+        a, b = d.client(timeout=60), d.client(timeout=60)
+        params = {"series": series(1, 256, 0)[0], "prediction_length": 64}
+        a.send(*[forecast("a%d" % i, params) for i in range(n)])
+        b.send(forecast("b", params))
+        order = answers_in_arrival_order({"a": a, "b": b}, n + 1)
+        names = [who for who, _ in order]
+        before_b = names.index("b") if "b" in names else None
+        tap.ok(before_b is not None and before_b < n // 4,
+               "fairness: a second connection's one request is answered after %s of the "
+               "first connection's %d pipelined ones (FIFO would make it %d)"
+               % (before_b, n, n), names.count("a"))
+        a_ids = [ans.get("id") for who, ans in order if who == "a"]
+        tap.ok(a_ids == ["a%d" % i for i in range(n)],
+               "the first connection's answers keep its order (one worker)", a_ids[:10])
+        results = {ans.get("id"): ans.get("result") for _, ans in order}
+        tap.ok(all(results.get(k) for k in results) and len(results) == n + 1
+               and close(strip_daemon(results["b"]), strip_daemon(results["a0"]))
+               and close(strip_daemon(results["b"]), strip_daemon(results["a%d" % (n - 1)])),
+               "every request computed; the same params give the same answer in any batch",
+               [k for k, v in results.items() if not v][:5])
+        a.close()
+        b.close()
+        tap.ok(d.stop() == 0, "fairness daemon exits 0")
+
+
 want_a = expected(TINY_A, REQUESTS_A)
 want_b = expected(TINY_B, REQUESTS_B)
 with Daemon("--batch-delay-us", "3000", "--max-write-buffer", "65536") as d:
@@ -173,4 +228,5 @@ with Daemon("--batch-delay-us", "3000", model=TINY_B) as d:
     check_load(d, TINY_B, REQUESTS_B, want_b, 8, 6, "tiny-b")
     tap.ok(d.stop() == 0, "tiny-b daemon exits 0")
 slow_reader()
+fairness()
 tap.done()

@@ -1,0 +1,326 @@
+/*
+ * test_queue.c - daemon/queue.h: the order in which queued jobs are taken
+ * (FIFO per connection, round-robin across connections, in one batch and
+ * from batch to batch), the token budget, the global limit, deadlines
+ * anywhere in the queue, take_all, close, and several workers at once.
+ *
+ * Jobs here are bare structs: a connection is any distinct pointer, and the
+ * label a test reads back is kept in batch_size, which only a worker sets.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../daemon/queue.h" /* the unit test table gives no daemon include dir */
+#include "tap.h"
+
+#define LABEL(j) ((j)->batch_size)
+
+static char conn_a, conn_b, conn_c; /* three connections: only their addresses matter */
+
+static const batch_limits unlimited = {INT64_MAX, 1 << 20, 0};
+
+static job *make(void *conn, int label, int64_t tokens) {
+    job *j = calloc(1, sizeof *j);
+    j->conn = conn;
+    LABEL(j) = label;
+    j->tokens = tokens;
+    j->received_ns = uv_hrtime();
+    return j;
+}
+
+/* Pushes labels first..first+n-1 for conn, one token each. */
+static void push_n(job_queue *q, void *conn, int first, int n) {
+    for (int i = 0; i < n; i++)
+        queue_push(q, make(conn, first + i, 1));
+}
+
+/* The labels of a list, as "1 2 3", and frees it. */
+static char *labels(job *list, char *out, size_t len) {
+    size_t used = 0;
+    out[0] = '\0';
+    while (list) {
+        job *next = list->next;
+        int n = snprintf(out + used, len - used, used ? " %d" : "%d", LABEL(list));
+        if (n > 0 && (size_t)n < len - used)
+            used += (size_t)n;
+        free(list);
+        list = next;
+    }
+    return out;
+}
+
+/* One pop with lim; its batch's labels into out, the count of expired jobs in *n_expired. */
+static const char *pop(job_queue *q, const batch_limits *lim, char *out, size_t len,
+                       int *n_expired) {
+    job *batch, *expired;
+    queue_pop_batch(q, lim, &batch, &expired);
+    int n = 0;
+    for (job *j = expired; j; j = j->next)
+        n++;
+    if (n_expired)
+        *n_expired = n;
+    char scratch[256];
+    labels(expired, scratch, sizeof scratch);
+    return labels(batch, out, len);
+}
+
+static bool same(const char *got, const char *want, const char *what) {
+    if (strcmp(got, want) != 0) {
+        tap_diag("%s: got '%s', want '%s'", what, got, want);
+        return false;
+    }
+    return true;
+}
+
+static void test_fifo_one_connection(void) {
+    job_queue q;
+    char out[512];
+    queue_init(&q, 100);
+    push_n(&q, &conn_a, 1, 5);
+    tap_check(same(pop(&q, &unlimited, out, sizeof out, NULL), "1 2 3 4 5", "batch"),
+              "one connection: its jobs in the order queued");
+    queue_destroy(&q);
+}
+
+static void test_round_robin_in_a_batch(void) {
+    job_queue q;
+    char out[512];
+    queue_init(&q, 100);
+    push_n(&q, &conn_a, 1, 6);   /* a pipelines six */
+    push_n(&q, &conn_b, 101, 1); /* then b sends one */
+    push_n(&q, &conn_c, 201, 2); /* and c two */
+    tap_check(same(pop(&q, &unlimited, out, sizeof out, NULL), "1 101 201 2 202 3 4 5 6", "batch"),
+              "a batch takes the connections in turn, each one's jobs in order");
+    tap_check(queue_depth(&q) == 0, "... and the queue is empty after it");
+    queue_destroy(&q);
+}
+
+static void test_round_robin_across_batches(void) {
+    job_queue q;
+    char out[512];
+    batch_limits two = {INT64_MAX, 2, 0};
+    queue_init(&q, 100);
+    push_n(&q, &conn_a, 1, 6);
+    push_n(&q, &conn_b, 101, 1);
+    push_n(&q, &conn_c, 201, 2);
+    const char *want[] = {"1 101", "201 2", "202 3", "4 5", "6"};
+    bool ok = true;
+    for (size_t i = 0; i < 5; i++)
+        ok = same(pop(&q, &two, out, sizeof out, NULL), want[i], "batch of two") && ok;
+    tap_check(ok, "batches of two: the next batch goes on with the next connection's turn");
+    queue_destroy(&q);
+}
+
+/* What runs next: a connection that arrives behind a long pipeline waits one turn, not all. */
+static void test_newcomer_waits_one_turn(void) {
+    job_queue q;
+    char out[512];
+    batch_limits one = {INT64_MAX, 1, 0};
+    queue_init(&q, 2000);
+    push_n(&q, &conn_a, 1, 1000);
+    pop(&q, &one, out, sizeof out, NULL); /* a's first job is running */
+    push_n(&q, &conn_b, 5001, 1);
+    char got[64] = "";
+    for (int i = 0; i < 2; i++) {
+        pop(&q, &one, out, sizeof out, NULL);
+        strcat(got, i ? " " : "");
+        strcat(got, out);
+    }
+    tap_check(same(got, "2 5001", "next two"),
+              "behind 1000 pipelined jobs, a second connection's job runs after one more of them");
+    job *rest = queue_take_all(&q);
+    int n = 0, last = 0;
+    bool ordered = true;
+    for (job *j = rest; j; j = rest) {
+        rest = j->next;
+        ordered = ordered && LABEL(j) == last + 1 + (last == 0 ? 2 : 0);
+        last = LABEL(j);
+        n++;
+        free(j);
+    }
+    tap_check(n == 998 && ordered && queue_depth(&q) == 0,
+              "take_all returns the other 998, in order, and empties the queue (%d)", n);
+    push_n(&q, &conn_b, 1, 1); /* flows are reused after take_all */
+    tap_check(same(pop(&q, &one, out, sizeof out, NULL), "1", "after take_all"),
+              "the queue works after take_all");
+    queue_destroy(&q);
+}
+
+static void test_token_budget(void) {
+    job_queue q;
+    char out[512];
+    batch_limits budget = {10, 100, 0};
+    queue_init(&q, 100);
+    queue_push(&q, make(&conn_a, 1, 25)); /* over budget alone */
+    queue_push(&q, make(&conn_a, 2, 4));
+    queue_push(&q, make(&conn_b, 101, 4));
+    queue_push(&q, make(&conn_b, 102, 8));
+    queue_push(&q, make(&conn_c, 201, 4));
+    bool ok = same(pop(&q, &budget, out, sizeof out, NULL), "1", "first");
+    ok = same(pop(&q, &budget, out, sizeof out, NULL), "101 201", "second") && ok;
+    ok = same(pop(&q, &budget, out, sizeof out, NULL), "2", "third") && ok;
+    ok = same(pop(&q, &budget, out, sizeof out, NULL), "102", "fourth") && ok;
+    tap_check(ok, "token budget: the first job runs even alone over it; a job that does not fit "
+                  "ends the batch and starts the next");
+    queue_destroy(&q);
+}
+
+static void test_limit_and_close(void) {
+    job_queue q;
+    queue_init(&q, 3);
+    push_n(&q, &conn_a, 1, 2);
+    job *third = make(&conn_b, 3, 1), *fourth = make(&conn_c, 4, 1);
+    int r3 = queue_push(&q, third), r4 = queue_push(&q, fourth);
+    tap_check(r3 == QUEUE_OK && r4 == QUEUE_FULL && queue_depth(&q) == 3,
+              "queue-limit bounds all connections together");
+    queue_close(&q);
+    job *late = make(&conn_a, 5, 1), *batch, *expired;
+    int r5 = queue_push(&q, late);
+    int n = queue_pop_batch(&q, &unlimited, &batch, &expired);
+    tap_check(r5 == QUEUE_CLOSED && n == -1, "closed: pushes refused, pop returns -1");
+    char out[64];
+    tap_check(same(labels(queue_take_all(&q), out, sizeof out), "1 2 3", "left"),
+              "take_all after close returns what was queued");
+    free(fourth);
+    free(late);
+    queue_destroy(&q);
+}
+
+static void test_deadlines(void) {
+    job_queue q;
+    char out[512];
+    int n_expired;
+    batch_limits one = {INT64_MAX, 1, 0};
+    queue_init(&q, 100);
+    uint64_t now = uv_hrtime();
+    push_n(&q, &conn_a, 1, 3);
+    job *soon = make(&conn_a, 4, 1); /* deep in a's flow */
+    soon->deadline_ns = now + 1;
+    queue_push(&q, soon);
+    push_n(&q, &conn_a, 5, 1);
+    job *later = make(&conn_b, 101, 1);
+    later->deadline_ns = now + 60ull * 1000000000ull;
+    queue_push(&q, later);
+    job *gone = make(&conn_c, 201, 1); /* c's only job */
+    gone->deadline_ns = now + 1;
+    queue_push(&q, gone);
+    while (uv_hrtime() < now + 1000) {
+    }
+    const char *first = pop(&q, &one, out, sizeof out, &n_expired);
+    tap_check(same(first, "1", "first") && n_expired == 2,
+              "expired jobs anywhere in the queue come back at the next pop, not computed");
+    char rest[256] = "";
+    for (int i = 0; i < 4; i++) {
+        strcat(rest, i ? " " : "");
+        strcat(rest, pop(&q, &one, out, sizeof out, &n_expired));
+    }
+    tap_check(same(rest, "101 2 3 5", "rest") && queue_depth(&q) == 0,
+              "the others keep their turns and order; a deadline not due is kept");
+    queue_destroy(&q);
+}
+
+static void test_batch_delay(void) {
+    job_queue q;
+    char out[64];
+    batch_limits wait = {INT64_MAX, 8, 30 * 1000000ull}; /* 30 ms */
+    queue_init(&q, 100);
+    push_n(&q, &conn_a, 1, 1);
+    uint64_t t0 = uv_hrtime();
+    pop(&q, &wait, out, sizeof out, NULL);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    tap_check(same(out, "1", "delayed") && ms >= 20,
+              "batch delay: a lone job waits for company (%.1f ms)", ms);
+    push_n(&q, &conn_a, 1, 4);
+    push_n(&q, &conn_b, 11, 4);
+    t0 = uv_hrtime();
+    pop(&q, &wait, out, sizeof out, NULL);
+    ms = (double)(uv_hrtime() - t0) / 1e6;
+    tap_check(same(out, "1 11 2 12 3 13 4 14", "full") && ms < 20,
+              "... but a full batch goes at once (%.1f ms)", ms);
+    queue_destroy(&q);
+}
+
+/* ---- several workers -------------------------------------------------------------------- */
+
+#define PRODUCERS    8
+#define PER_PRODUCER 5000
+#define WORKERS      4
+
+typedef struct shared {
+    job_queue q;
+    int seen[PRODUCERS * PER_PRODUCER];
+    uv_mutex_t lock;
+    int taken;
+} shared;
+
+typedef struct producer {
+    shared *sh;
+    int index;
+} producer;
+
+static void produce(void *arg) {
+    producer *p = arg;
+    for (int i = 0; i < PER_PRODUCER; i++) {
+        job *j = make(p, p->index * PER_PRODUCER + i, 1 + i % 3);
+        while (queue_push(&p->sh->q, j) == QUEUE_FULL)
+            uv_sleep(0);
+    }
+}
+
+static void consume(void *arg) {
+    shared *sh = arg;
+    batch_limits lim = {16, 8, 0};
+    job *batch, *expired;
+    while (queue_pop_batch(&sh->q, &lim, &batch, &expired) >= 0) {
+        uv_mutex_lock(&sh->lock);
+        for (job *j = batch; j; j = batch) {
+            batch = j->next;
+            sh->seen[LABEL(j)]++;
+            sh->taken++;
+            free(j);
+        }
+        uv_mutex_unlock(&sh->lock);
+    }
+}
+
+static void test_workers(void) {
+    static shared sh;
+    producer prods[PRODUCERS];
+    uv_thread_t pt[PRODUCERS], wt[WORKERS];
+    queue_init(&sh.q, 256);
+    uv_mutex_init(&sh.lock);
+    for (int i = 0; i < WORKERS; i++)
+        uv_thread_create(&wt[i], consume, &sh);
+    for (int i = 0; i < PRODUCERS; i++) {
+        prods[i] = (producer){&sh, i};
+        uv_thread_create(&pt[i], produce, &prods[i]);
+    }
+    for (int i = 0; i < PRODUCERS; i++)
+        uv_thread_join(&pt[i]);
+    for (int tries = 0; tries < 10000 && queue_depth(&sh.q) > 0; tries++)
+        uv_sleep(1);
+    queue_close(&sh.q);
+    for (int i = 0; i < WORKERS; i++)
+        uv_thread_join(&wt[i]);
+    int once = 0;
+    for (int i = 0; i < PRODUCERS * PER_PRODUCER; i++)
+        once += sh.seen[i] == 1;
+    tap_check(once == PRODUCERS * PER_PRODUCER && sh.taken == once && queue_depth(&sh.q) == 0,
+              "%d producers, %d workers on one queue: every job taken exactly once (%d of %d)",
+              PRODUCERS, WORKERS, once, PRODUCERS * PER_PRODUCER);
+    uv_mutex_destroy(&sh.lock);
+    queue_destroy(&sh.q);
+}
+
+int main(void) {
+    test_fifo_one_connection();
+    test_round_robin_in_a_batch();
+    test_round_robin_across_batches();
+    test_newcomer_waits_one_turn();
+    test_token_budget();
+    test_limit_and_close();
+    test_deadlines();
+    test_batch_delay();
+    test_workers();
+    return tap_done();
+}
