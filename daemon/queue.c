@@ -154,11 +154,40 @@ int queue_push(job_queue *q, job *j) {
         rc = QUEUE_FULL;
     else {
         flow_append(q, f, j);
-        /* Broadcast: with several workers, any of them may take it. */
-        uv_cond_broadcast(&q->changed);
+        __atomic_add_fetch(&q->pushes, 1, __ATOMIC_RELEASE);
     }
     uv_mutex_unlock(&q->lock);
+    /* After the unlock, so that a woken worker does not block on the lock at
+     * once; broadcast: with several workers, any of them may take it. */
+    if (rc == QUEUE_OK)
+        uv_cond_broadcast(&q->changed);
     return rc;
+}
+
+void queue_set_poll(job_queue *q, uint64_t poll_ns) {
+    uv_mutex_lock(&q->lock);
+    q->poll_ns = poll_ns;
+    uv_mutex_unlock(&q->lock);
+}
+
+void queue_expect(job_queue *q) {
+    if (!__atomic_load_n(&q->sleepers, __ATOMIC_RELAXED))
+        return; /* a worker is busy or polling already: it will see the job */
+    uv_mutex_lock(&q->lock);
+    bool wake = q->poll_ns > 0 && q->sleepers > 0 && !q->ring && !q->closed;
+    q->expected = q->expected || wake;
+    uv_mutex_unlock(&q->lock);
+    if (wake)
+        uv_cond_signal(&q->changed);
+}
+
+/* Lock held on entry and exit: polls, unlocked, for a push until poll_ns passes. */
+static void poll_for_push(job_queue *q) {
+    uint64_t seen = q->pushes, until = uv_hrtime() + q->poll_ns;
+    uv_mutex_unlock(&q->lock);
+    while (__atomic_load_n(&q->pushes, __ATOMIC_ACQUIRE) == seen && uv_hrtime() < until)
+        ;
+    uv_mutex_lock(&q->lock);
 }
 
 int64_t queue_depth(job_queue *q) {
@@ -270,8 +299,16 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **ex
     int64_t tokens = 0;
     *batch = *expired = NULL;
     uv_mutex_lock(&q->lock);
-    while (!q->closed && !q->ring)
+    while (!q->closed && !q->ring) {
+        if (q->expected) {
+            q->expected = false;
+            poll_for_push(q);
+            continue;
+        }
+        __atomic_add_fetch(&q->sleepers, 1, __ATOMIC_RELAXED);
         uv_cond_wait(&q->changed, &q->lock);
+        __atomic_sub_fetch(&q->sleepers, 1, __ATOMIC_RELAXED);
+    }
     if (!q->closed)
         wait_for_batch(q, lim);
     if (q->closed) {
@@ -344,6 +381,15 @@ void completion_push(completion_queue *c, job *list) {
     c->tail = last;
     uv_mutex_unlock(&c->lock);
     uv_async_send(c->async); /* coalesces: the loop drains everything on one wakeup */
+}
+
+void completion_expect(completion_queue *c) {
+    __atomic_store_n(&c->expected, 1, __ATOMIC_RELEASE);
+    uv_async_send(c->async);
+}
+
+bool completion_expected(completion_queue *c) {
+    return __atomic_exchange_n(&c->expected, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
 job *completion_take(completion_queue *c) {

@@ -44,6 +44,12 @@ typedef struct job_queue {
     int64_t count, limit, tokens;
     uint64_t next_deadline_ns; /* no queued job expires before this; 0: none has a deadline */
     bool closed;
+    /* Hand-off polling (queue_expect): how long, whether a job is expected,
+     * idle workers asleep, and a push counter read without the lock. */
+    uint64_t poll_ns;
+    bool expected;
+    int sleepers;
+    uint64_t pushes;
 } job_queue;
 
 typedef struct batch_limits {
@@ -61,6 +67,17 @@ void queue_destroy(job_queue *q); /* the queue must be empty */
  * memory) or QUEUE_CLOSED leave j with the caller. */
 int queue_push(job_queue *q, job *j);
 int64_t queue_depth(job_queue *q);
+
+/*
+ * Hand-off polling. Waking a sleeping thread costs 20-100 µs on a virtual
+ * machine, about as much as the daemon's whole work for a request, and a
+ * request crosses threads twice. So the loop calls queue_expect() when it
+ * starts parsing a request line: an idle worker is woken at once, its wake-up
+ * overlapping the parse, and polls (without the lock) for up to poll_ns for
+ * the job before it sleeps again. poll_ns 0 (the default) turns it off.
+ */
+void queue_set_poll(job_queue *q, uint64_t poll_ns);
+void queue_expect(job_queue *q);
 
 /*
  * Blocks until a batch is ready. Returns its size (>= 0; 0 when every job
@@ -81,6 +98,7 @@ typedef struct completion_queue {
     uv_mutex_t lock;
     job *head, *tail;
     uv_async_t *async;
+    int expected; /* completion_expect() was called; read and cleared atomically */
 } completion_queue;
 
 int completion_init(completion_queue *c, uv_async_t *async);
@@ -89,5 +107,13 @@ void completion_destroy(completion_queue *c);
 void completion_push(completion_queue *c, job *list);
 /* Takes everything pushed so far (a list). Loop thread. */
 job *completion_take(completion_queue *c);
+/*
+ * The other half of hand-off polling: a worker whose model call has returned
+ * wakes the loop before it encodes the answers, so that the loop's wake-up
+ * overlaps the encoding; completion_expected() (loop thread) then says, once,
+ * that completions are on their way and worth polling for.
+ */
+void completion_expect(completion_queue *c);
+bool completion_expected(completion_queue *c);
 
 #endif

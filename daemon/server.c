@@ -16,7 +16,9 @@
 #define FLUSH_TIMEOUT_MS 5000 /* at exit, how long slow readers get to take their answers */
 
 static void on_line(void *ctx, conn *c, const char *line, size_t len) {
-    dispatch_line(ctx, c, line, len);
+    server *s = ctx;
+    queue_expect(&s->queue); /* an idle worker wakes while the line is parsed */
+    dispatch_line(s, c, line, len);
 }
 
 static void on_line_too_long(void *ctx, conn *c) {
@@ -113,14 +115,31 @@ static void on_http_connection(uv_stream_t *listener, int status) {
     accept_one(listener, status, CONN_HTTP);
 }
 
-static void on_done(uv_async_t *async) {
-    server *s = async->data;
-    job *j = completion_take(&s->done);
+static void complete_all(server *s, job *j) {
     while (j) {
         job *next = j->next;
         dispatch_complete(s, j);
         j = next;
     }
+}
+
+/* While completions are expected: every loop iteration, without sleeping (queue.h). */
+static void on_handoff_poll(uv_idle_t *idle) {
+    server *s = idle->data;
+    job *j = completion_take(&s->done);
+    if (j || uv_hrtime() >= s->handoff_poll_until)
+        uv_idle_stop(idle);
+    complete_all(s, j);
+}
+
+static void on_done(uv_async_t *async) {
+    server *s = async->data;
+    job *j = completion_take(&s->done);
+    if (!j && completion_expected(&s->done) && s->state != SERVER_CLOSING) {
+        s->handoff_poll_until = uv_hrtime() + (uint64_t)s->cfg->handoff_poll_us * 1000u;
+        uv_idle_start(&s->handoff_poll, on_handoff_poll);
+    }
+    complete_all(s, j);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -143,6 +162,9 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     }
     /* Handles on a fresh loop: these inits cannot fail on Linux. */
     uv_async_init(loop, &s->done_async, on_done);
+    uv_idle_init(loop, &s->handoff_poll);
+    s->handoff_poll.data = s;
+    queue_set_poll(&s->queue, (uint64_t)cfg->handoff_poll_us * 1000u);
     uv_signal_init(loop, &s->sigterm);
     uv_signal_init(loop, &s->sigint);
     uv_timer_init(loop, &s->grace_timer);
@@ -244,9 +266,9 @@ static void close_listeners(server *s) {
 
 /* The last step: with these closed, nothing keeps uv_run() going. */
 static void close_handles(server *s) {
-    uv_handle_t *handles[] = {(uv_handle_t *)&s->done_async, (uv_handle_t *)&s->sigterm,
-                              (uv_handle_t *)&s->sigint, (uv_handle_t *)&s->grace_timer,
-                              (uv_handle_t *)&s->flush_timer};
+    uv_handle_t *handles[] = {(uv_handle_t *)&s->done_async,  (uv_handle_t *)&s->handoff_poll,
+                              (uv_handle_t *)&s->sigterm,     (uv_handle_t *)&s->sigint,
+                              (uv_handle_t *)&s->grace_timer, (uv_handle_t *)&s->flush_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);

@@ -45,7 +45,9 @@ typedef struct server {
     job_queue queue;
     completion_queue done;
     uv_async_t done_async;
-    worker *workers; /* one today; one per GPU later */
+    uv_idle_t handoff_poll;      /* polls done while completions are expected */
+    uint64_t handoff_poll_until; /* uv_hrtime() when that polling gives up */
+    worker *workers;             /* one today; one per GPU later */
     int n_workers;
     toto_model_info info; /* of workers[0]; what health and info report */
 

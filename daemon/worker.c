@@ -110,6 +110,8 @@ static void run_batch(worker *w, job *list, int n) {
     }
     if (reqs && results)
         rc = toto_forecast(w->model, reqs, results, n, err, sizeof err);
+    if (w->queue->poll_ns > 0)
+        completion_expect(w->done); /* the loop wakes while the answers are encoded */
     uint64_t t1 = uv_hrtime();
     i = 0;
     for (job *j = list; j; j = j->next, i++) {

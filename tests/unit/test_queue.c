@@ -2,7 +2,8 @@
  * test_queue.c - daemon/queue.h: the order in which queued jobs are taken
  * (FIFO per connection, round-robin across connections, in one batch and
  * from batch to batch), the token budget, the global limit, deadlines
- * anywhere in the queue, take_all, close, and several workers at once.
+ * anywhere in the queue, take_all, close, several workers at once, and
+ * hand-off polling (queue_expect, completion_expect).
  *
  * Jobs here are bare structs: a connection is any distinct pointer, and the
  * label a test reads back is kept in batch_size, which only a worker sets.
@@ -312,6 +313,62 @@ static void test_workers(void) {
     queue_destroy(&sh.q);
 }
 
+/* ---- hand-off polling ---- */
+
+static void pop_once(void *arg) {
+    job *batch, *expired;
+    int n = queue_pop_batch(arg, &unlimited, &batch, &expired);
+    char out[64];
+    tap_check(n == 1 && !strcmp(labels(batch, out, sizeof out), "7"),
+              "the polling worker takes the job pushed while it polls");
+}
+
+/* Waits up to 5 s for q->sleepers to become want; true if it did. */
+static bool sleepers_become(job_queue *q, int want) {
+    for (int i = 0; i < 5000; i++) {
+        if (__atomic_load_n(&q->sleepers, __ATOMIC_RELAXED) == want)
+            return true;
+        uv_sleep(1);
+    }
+    return false;
+}
+
+static void test_handoff_poll(void) {
+    job_queue q;
+    uv_thread_t t;
+    queue_init(&q, 16);
+    uv_thread_create(&t, pop_once, &q);
+    tap_check(sleepers_become(&q, 1), "an idle worker sleeps");
+    queue_expect(&q); /* poll_ns 0: off */
+    uv_sleep(50);
+    tap_check(__atomic_load_n(&q.sleepers, __ATOMIC_RELAXED) == 1 && !q.expected,
+              "with polling off, queue_expect leaves the worker asleep");
+    queue_set_poll(&q, 100 * 1000 * 1000); /* 100 ms, long enough to watch */
+    queue_expect(&q);
+    tap_check(sleepers_become(&q, 0), "queue_expect wakes the idle worker to poll");
+    tap_check(sleepers_become(&q, 1), "a worker whose job never comes sleeps again");
+    queue_expect(&q);
+    tap_check(sleepers_become(&q, 0), "woken again by the next queue_expect");
+    queue_push(&q, make(&conn_a, 7, 1));
+    uv_thread_join(&t);
+    queue_destroy(&q);
+
+    uv_loop_t loop;
+    uv_async_t async;
+    completion_queue c;
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &async, NULL);
+    completion_init(&c, &async);
+    bool before = completion_expected(&c);
+    completion_expect(&c);
+    bool first = completion_expected(&c), second = completion_expected(&c);
+    tap_check(!before && first && !second, "completion_expected says once that answers are coming");
+    completion_destroy(&c);
+    uv_close((uv_handle_t *)&async, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+}
+
 int main(void) {
     test_fifo_one_connection();
     test_round_robin_in_a_batch();
@@ -322,5 +379,6 @@ int main(void) {
     test_deadlines();
     test_batch_delay();
     test_workers();
+    test_handoff_poll();
     return tap_done();
 }
