@@ -74,7 +74,8 @@ int64_t queue_depth(job_queue *q);
  * request crosses threads twice. So the loop calls queue_expect() when it
  * starts parsing a request line: an idle worker is woken at once, its wake-up
  * overlapping the parse, and polls (without the lock) for up to poll_ns for
- * the job before it sleeps again. poll_ns 0 (the default) turns it off.
+ * the job before it sleeps again. poll_ns 0 turns it off (a fresh queue's
+ * value; totod sets it from --handoff-poll-us).
  */
 void queue_set_poll(job_queue *q, uint64_t poll_ns);
 void queue_expect(job_queue *q);

@@ -49,7 +49,9 @@ static void on_closed(void *ctx, conn *c) {
 }
 
 static void on_request(void *ctx, conn *c, const http_request *req) {
-    httpd_request(ctx, c, req);
+    server *s = ctx;
+    queue_expect(&s->queue); /* as on_line: a forecast body is about to be parsed */
+    httpd_request(s, c, req);
 }
 
 static void on_http_error(void *ctx, conn *c, int status, const char *message) {
