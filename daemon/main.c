@@ -6,9 +6,12 @@
  * cannot be set up (or --stdio lost answers to a read or write error), 2 for
  * a bad configuration.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -68,7 +71,27 @@ static int start_model(server *s, const totod_config *cfg) {
     return 0;
 }
 
+/*
+ * A closed stdin, stdout or stderr would be handed to the next open() - the
+ * epoll descriptor, a socket, the model file - which --stdio or a log line
+ * would then read or overwrite. Fill each with /dev/null first; bit i of the
+ * result says that descriptor i was closed.
+ */
+static int fill_closed_std_fds(void) {
+    int closed = 0;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        closed |= 1 << fd;
+        int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null >= 0 && null != fd) /* cannot happen: open takes the lowest free fd */
+            close(null);
+    }
+    return closed;
+}
+
 int main(int argc, char **argv) {
+    int closed_std = fill_closed_std_fds();
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
     switch (config_load(&config, argc, argv, stdout, stderr)) {
     case CONFIG_EXIT_OK:
@@ -77,6 +100,11 @@ int main(int argc, char **argv) {
         return 2;
     case CONFIG_RUN:
         break;
+    }
+    if (config.stdio && (closed_std & 3)) {
+        log_msg(TLOG_ERR, "--stdio: %s is closed; give it a file, a pipe or a terminal",
+                closed_std & 1 ? "stdin" : "stdout");
+        return 2;
     }
     uv_loop_t *loop = uv_default_loop();
     if (server_init(&the_server, loop, &config)) {

@@ -117,6 +117,11 @@ def stdio():
         os.close(fd)
     tap.ok(p.returncode == 1 and b"--stdio needs" in p.stderr,
            "--stdio on a directory as stdin: a clear error", p.stderr.decode())
+    # A closed stdin must not be mistaken for whatever totod opens next.
+    p = subprocess.run([TOTOD, "--model", TINY_A, "--stdio"], preexec_fn=lambda: os.close(0),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    tap.ok(p.returncode == 2 and b"stdin is closed" in p.stderr,
+           "--stdio with stdin closed: exit 2 and a clear error", (p.returncode, p.stderr.decode()))
 
 
 def stdio_requests(n):
