@@ -49,7 +49,14 @@ static const setting settings[] = {
     {"config", STR(config_file), 0, 0, "FILE", "config file of 'key = value' lines"},
     {"stdio", FLAG(stdio), NULL,
      "serve one client on stdin/stdout (files, pipes or a terminal); open no socket"},
-    {"disable-compile", FLAG(disable_compile), NULL, "use the eager path (the only one today)"},
+    {"compile", FLAG(compile), NULL,
+     "build the compiled path at start and serve from it (static buckets; CUDA graphs on a GPU)"},
+    {"disable-compile", FLAG(disable_compile), NULL,
+     "eager path only, whatever compile says (TOTO_DISABLE_COMPILE=1)"},
+    {"compile-mode", STR(compile_mode), 0, 0, "MODE",
+     "default (no graphs), reduce-overhead (CUDA graphs) or max-autotune"},
+    {"compute-dtype", STR(compute_dtype), 0, 0, "TYPE",
+     "compiled path precision: bfloat16 or float32 (default: bfloat16 on CUDA, dtype on CPU)"},
     {"max-batch-tokens", NUM(KIND_INT, max_batch_tokens, 1, INT64_C(1) << 40), "N",
      "token budget of one model call (sum of variates x steps)"},
     {"max-batch-size", NUM(KIND_INT, max_batch_size, 1, 65536), "N",
@@ -101,6 +108,8 @@ static void defaults(totod_config *cfg) {
         snprintf(cfg->unix_path, sizeof cfg->unix_path, "/run/toto/toto.sock");
     }
     cfg->http_idle_timeout_ms = 30000;
+    cfg->compile = true;
+    snprintf(cfg->compile_mode, sizeof cfg->compile_mode, "reduce-overhead");
     cfg->max_batch_tokens = 65536;
     cfg->max_batch_size = 64;
     /* No wait by default: an idle worker starts at once, and the requests that

@@ -39,7 +39,10 @@ typedef struct totod_config {
     int64_t http_idle_timeout_ms;            /* HTTP: idle or slow-request limit; 0: none */
     char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
     bool stdio;                              /* serve one client on stdin/stdout only */
-    bool disable_compile;                    /* TOTO_DISABLE_COMPILE: stay on the eager path */
+    bool compile;                            /* TOTO_COMPILE: build the compiled path */
+    bool disable_compile;                    /* TOTO_DISABLE_COMPILE: eager only; wins */
+    char compile_mode[24];                   /* default, reduce-overhead, max-autotune */
+    char compute_dtype[16];                  /* bfloat16, float32; "" picks (toto.h) */
     int64_t max_batch_tokens;                /* budget: sum of n_variates * n_steps */
     int64_t max_batch_size;                  /* most requests in one model call */
     int64_t batch_delay_us;                  /* longest wait for a batch to fill */
@@ -56,7 +59,7 @@ typedef struct totod_config {
     int64_t max_context_length;
     int64_t max_variates;
     bool untrained;           /* derived: model is the bundled untrained checkpoint */
-    config_source source[32]; /* per setting, indexed like the settings table */
+    config_source source[48]; /* per setting, indexed like the settings table */
 } totod_config;
 
 /* What config_load() decided. */

@@ -31,6 +31,9 @@ static toto_model *open_model(const totod_config *cfg) {
     p.device = cfg->device;
     p.dtype = cfg->dtype;
     p.cpu_threads = (int)cfg->threads;
+    p.compile = cfg->compile && !cfg->disable_compile;
+    p.compile_mode = cfg->compile_mode;
+    p.compute_dtype = cfg->compute_dtype[0] ? cfg->compute_dtype : NULL;
     p.max_prediction_length = (int)cfg->max_prediction_length;
     p.max_num_samples = (int)cfg->max_num_samples;
     p.max_context_length = (int)cfg->max_context_length;
@@ -63,11 +66,18 @@ static int start_model(server *s, const totod_config *cfg) {
         return -1;
     }
     const toto_model_info *info = &workers[0].info;
-    log_msg(TLOG_INFO, "model warm in %.1f ms: %lld parameters on %s, %s, path %s (%s)%s", ms,
+    log_msg(TLOG_INFO, "model warm in %.1f ms: %lld parameters on %s, %s, path %s%s", ms,
             (long long)info->num_params, info->device, info->dtype, info->path,
-            cfg->disable_compile ? "compile disabled by TOTO_DISABLE_COMPILE"
-                                 : "the only path available so far",
             cfg->untrained ? ", untrained" : "");
+    if (info->compile.available)
+        log_msg(TLOG_INFO,
+                "compiled path: mode %s, compute %s, %lld buckets%s warmed in %.0f ms, %.1f MiB",
+                info->compile.mode, info->compile.compute_dtype, (long long)info->compile.buckets,
+                info->compile.graphs ? " captured as CUDA graphs and" : "",
+                info->compile.warmup_ms, (double)info->compile.pool_bytes / (1 << 20));
+    else
+        log_msg(TLOG_INFO, "compiled path off (%s)",
+                cfg->disable_compile ? "TOTO_DISABLE_COMPILE / --disable-compile" : "compile false");
     return 0;
 }
 

@@ -51,6 +51,22 @@ json_t *methods_health(server *s) {
                      s->state != SERVER_SERVING);
 }
 
+/* The compiled path's plan and counters, read now (they move as forecasts run). */
+static json_t *compile_json(server *s) {
+    toto_model_info info;
+    if (s->n_workers == 0)
+        return json_null();
+    toto_model_get_info(s->workers[0].model, &info);
+    const toto_compile_stats *c = &info.compile;
+    return json_pack("{s:b, s:s, s:b, s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I}", "available",
+                     c->available, "path", info.path, "graphs", c->graphs, "mode", c->mode,
+                     "compute_dtype", c->compute_dtype, "buckets", (json_int_t)c->buckets,
+                     "warmup_ms", c->warmup_ms, "pool_bytes", (json_int_t)c->pool_bytes,
+                     "captures_after_warmup", (json_int_t)c->captures_after_warmup, "runs",
+                     (json_int_t)c->runs, "split_runs", (json_int_t)c->split_runs,
+                     "eager_fallbacks", (json_int_t)c->eager_fallbacks);
+}
+
 static json_t *model_json(server *s) {
     const toto_config *a = &s->info.config;
     const totod_config *cfg = s->cfg;
@@ -70,8 +86,9 @@ static json_t *model_json(server *s) {
 }
 
 json_t *methods_info(server *s) {
-    return json_pack("{s:s, s:o, s:i, s:o}", "version", TOTO_VERSION, "model", model_json(s),
-                     "workers", s->n_workers, "config", config_to_json(s->cfg, false));
+    return json_pack("{s:s, s:o, s:o, s:i, s:o}", "version", TOTO_VERSION, "model", model_json(s),
+                     "compile", compile_json(s), "workers", s->n_workers, "config",
+                     config_to_json(s->cfg, false));
 }
 
 static json_t *batch_size_json(const worker_stats *w) {
@@ -97,11 +114,11 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f}", "batches", (json_int_t)sum.batches,
+        "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o}", "batches", (json_int_t)sum.batches,
         "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
         "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,
-        "workers_busy", busy, "uptime_s", uptime_s(s));
+        "workers_busy", busy, "uptime_s", uptime_s(s), "compile", compile_json(s));
     if (!more || json_object_update(m, more)) {
         json_decref(m);
         m = NULL;

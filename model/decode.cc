@@ -9,6 +9,7 @@
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
 
+#include "compiled.h"
 #include "internal.h"
 #include "result_stats.h"
 
@@ -69,6 +70,7 @@ struct Paths {
     Scaler scaler;
     torch::Tensor hist_x, hist_w; // whole series, for the no-cache reference path
     int64_t prefix;               // context length (global statistics window)
+    bool compiled = false;        // the context pass took the compiled path
 };
 
 // The context pass for requests sharing V and padded length. Keys and values
@@ -89,8 +91,19 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
     auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
     auto z = scale_patches(c.hist_x, mean, scale, V, P, net.dtype());
     c.cache = net.make_cache();
-    auto hidden = net.backbone(z, c.ids, opt.use_kv_cache && will_decode ? &c.cache : nullptr);
-    c.head = net.head(hidden.select(2, z.size(2) - 1));
+    ContextOut out;
+    if (opt.compiled && opt.use_kv_cache && opt.compiled->run(z, c.ids, will_decode, &out)) {
+        c.compiled = true;
+        c.head = out.head;
+        if (will_decode) {
+            c.cache.prefix_k = std::move(out.prefix_k);
+            c.cache.prefix_v = std::move(out.prefix_v);
+            c.cache.prefix_len = z.size(2);
+        }
+    } else {
+        auto hidden = net.backbone(z, c.ids, opt.use_kv_cache && will_decode ? &c.cache : nullptr);
+        c.head = net.head(hidden.select(2, z.size(2) - 1));
+    }
     c.mean = mean.select(1, mean.size(1) - 1);
     c.scale = scale.select(1, scale.size(1) - 1);
     return c;
@@ -292,6 +305,8 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
         will_decode |= reqs[i].prediction_length > P;
     }
     Paths ctx = run_context(net, opt, batch, will_decode);
+    for (toto_result *r : group_results)
+        snprintf(r->path, sizeof r->path, "%s", ctx.compiled ? "compiled" : "eager");
     if (reqs[members[0]].num_samples == 0) {
         run_mean_requests(net, opt, ctx, group_reqs, group_results);
         return;
@@ -314,9 +329,11 @@ std::string message_of(const c10::Error &e) {
 
 } // namespace
 
-void forecast_batch(const Network &net, const DecodeOptions &opt, const toto_request *reqs,
+void forecast_batch(const Network &eager_net, const DecodeOptions &opt, const toto_request *reqs,
                     toto_result *results, int n) {
     c10::InferenceMode inference;
+    // The compiled path decodes on its own network, in the compute dtype.
+    const Network &net = opt.compiled ? opt.compiled->net() : eager_net;
     const int64_t P = net.config().patch_size;
     std::map<std::tuple<int, int64_t, bool>, std::vector<int>> groups;
     for (int i = 0; i < n; i++)

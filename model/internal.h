@@ -85,6 +85,19 @@ class Network {
     torch::Tensor backbone(const torch::Tensor &patches, const torch::Tensor &ids, KVCache *cache,
                            std::vector<torch::Tensor> *layer_outs = nullptr) const;
 
+    // The context pass on static shapes (the compiled path): positions come
+    // from the caller (for S patches, centred as for the real length), and
+    // each TIME layer's keys and values are copied into keys[i] / values[i]
+    // ([B*V, heads, S, d] views of a pool) when given. No host sync, no
+    // shape-dependent host logic: safe to capture in a CUDA graph.
+    torch::Tensor backbone_static(const torch::Tensor &patches, const torch::Tensor &ids,
+                                  const Positions &pos, const std::vector<torch::Tensor> *keys,
+                                  const std::vector<torch::Tensor> *values) const;
+
+    // Rotary tables for positions offset..offset+n-1, with xPos centred as for
+    // a call of centre_len positions (centre_len = n in the eager path).
+    Positions positions(int64_t offset, int64_t n, int64_t centre_len) const;
+
     torch::Tensor embed(const torch::Tensor &patches) const;
 
     // hidden [..., D] -> the head for the next patch's P steps, each [..., P, K].
@@ -111,12 +124,13 @@ class Network {
 
   private:
     torch::Tensor attention_time(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
-                                 const Positions &pos, KVCache *cache) const;
+                                 const Positions &pos, KVCache *cache,
+                                 const torch::Tensor *keys_out = nullptr,
+                                 const torch::Tensor *values_out = nullptr) const;
     torch::Tensor attention_space(const LayerWeights &L, const torch::Tensor &x,
                                   const torch::Tensor &ids) const;
     torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
     torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
-    Positions positions(int64_t offset, int64_t n) const;
     torch::Tensor rotate(const torch::Tensor &qk, const Positions &pos) const;
 
     toto_config cfg_;
@@ -158,8 +172,14 @@ class Scaler {
     torch::Tensor lo_, hi_;                         // clamp bounds from the global scale, [M]
 };
 
+class CompiledContext; // compiled.h
+
 struct DecodeOptions {
     bool use_kv_cache = true;
+    // The compiled path: context passes through planned static buckets
+    // (CUDA graphs on a GPU) on its own network in the compute dtype; decoding
+    // steps run eagerly on that network. nullptr: the eager path.
+    CompiledContext *compiled = nullptr;
 };
 
 // Runs a batch of validated requests. results are filled (arrays allocated

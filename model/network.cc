@@ -15,9 +15,24 @@ torch::Tensor swap_pairs(const torch::Tensor &x) {
     return x.unflatten(-1, {x.size(-1) / 2, 2}).flip(-1).flatten(-2);
 }
 
+// torch.finfo(dtype).eps, as upstream clamps with.
 double dtype_eps(torch::ScalarType t) {
-    return t == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
-                                : std::numeric_limits<float>::epsilon();
+    switch (t) {
+    case torch::kFloat64:
+        return std::numeric_limits<double>::epsilon();
+    case torch::kBFloat16:
+        return 0.0078125; // 2^-7
+    case torch::kFloat16:
+        return 0.0009765625; // 2^-10
+    default:
+        return std::numeric_limits<float>::epsilon();
+    }
+}
+
+// Rotary tables are computed in float32 at least: bfloat16 cannot even count
+// positions past 256.
+torch::ScalarType table_dtype(torch::ScalarType model) {
+    return model == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
 // Softmax over the last axis after masking; rows are never fully masked
@@ -37,11 +52,12 @@ Network::Network(const toto_config &cfg, Weights w, torch::Device device, torch:
     // model: doing the same keeps float64 runs within 1e-12 of it.
     auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
     auto j2 = torch::arange(0, head_dim_, 2, f32);
+    const auto tdt = table_dtype(dtype_);
     inv_freq_ =
-        (1.0 / torch::pow(torch::tensor(10000.0f), j2 / float(head_dim_))).to(dtype_).to(device_);
-    zeta_ = ((j2 + 0.4f * float(head_dim_)) / (1.4f * float(head_dim_))).to(dtype_).to(device_);
+        (1.0 / torch::pow(torch::tensor(10000.0f), j2 / float(head_dim_))).to(tdt).to(device_);
+    zeta_ = ((j2 + 0.4f * float(head_dim_)) / (1.4f * float(head_dim_))).to(tdt).to(device_);
     // rot(x)_2j = -x_2j+1: the sign of the swapped pair goes into the sine table.
-    rot_sign_ = torch::tensor({-1.0, 1.0}).repeat({head_dim_ / 2}).to(dtype_).to(device_);
+    rot_sign_ = torch::tensor({-1.0, 1.0}).repeat({head_dim_ / 2}).to(tdt).to(device_);
 }
 
 torch::Tensor Network::rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const {
@@ -63,18 +79,18 @@ torch::Tensor Network::embed(const torch::Tensor &patches) const {
 // of one call. xPos centres its scale on floor(last position / 2) of this
 // call, so cached keys keep the centre of the call that made them (as
 // upstream does).
-Positions Network::positions(int64_t offset, int64_t n) const {
-    auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+Positions Network::positions(int64_t offset, int64_t n, int64_t centre_len) const {
+    auto opts = torch::TensorOptions().dtype(table_dtype(dtype_)).device(device_);
     auto t = torch::arange(offset, offset + n, opts);
-    double centre = std::floor(double(offset + n - 1) / 2.0);
+    double centre = std::floor(double(offset + centre_len - 1) / 2.0);
     auto power = (t - centre) / 512.0;
     auto scale = torch::pow(zeta_.unsqueeze(0), power.unsqueeze(1)); // [n, d/2]
     scale = torch::cat({scale, scale}, -1);
     auto scales = torch::stack({scale, scale.pow(-1)}); // queries, keys: [2, n, d]
     auto angles = torch::repeat_interleave(t.unsqueeze(1) * inv_freq_.unsqueeze(0), 2, 1);
     Positions pos;
-    pos.cos = (angles.cos() * scales).view({2, 1, 1, n, head_dim_});
-    pos.sin = (angles.sin() * rot_sign_ * scales).view({2, 1, 1, n, head_dim_});
+    pos.cos = (angles.cos() * scales).to(dtype_).view({2, 1, 1, n, head_dim_});
+    pos.sin = (angles.sin() * rot_sign_ * scales).to(dtype_).view({2, 1, 1, n, head_dim_});
     if (n > 1)
         pos.future = torch::ones({n, n}, opts.dtype(torch::kBool)).triu(1);
     return pos;
@@ -87,7 +103,9 @@ torch::Tensor Network::rotate(const torch::Tensor &qk, const Positions &pos) con
 }
 
 torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor &x,
-                                      size_t time_idx, const Positions &pos, KVCache *cache) const {
+                                      size_t time_idx, const Positions &pos, KVCache *cache,
+                                      const torch::Tensor *keys_out,
+                                      const torch::Tensor *values_out) const {
     const int64_t B = x.size(0), V = x.size(1), S = x.size(2), nh = cfg_.num_heads;
     const int64_t d = head_dim_;
     // [B, V, S, 3, nh, d] -> three [B*V, nh, S, d]; q and k rotate together.
@@ -101,6 +119,10 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
         if (cache) {
             cache->prefix_k[time_idx] = k.contiguous();
             cache->prefix_v[time_idx] = v.contiguous();
+        }
+        if (keys_out) {
+            const_cast<torch::Tensor &>(*keys_out).copy_(k);
+            const_cast<torch::Tensor &>(*values_out).copy_(v);
         }
         auto scores = torch::matmul(q, k.transpose(-1, -2));
         out = torch::matmul(masked_softmax(scores, pos.future), v);
@@ -148,8 +170,8 @@ torch::Tensor Network::backbone(const torch::Tensor &patches, const torch::Tenso
                                 KVCache *cache, std::vector<torch::Tensor> *layer_outs) const {
     auto x = embed(patches);
     const bool decoding = cache && cache->prefix_len > 0;
-    const Positions pos =
-        positions(decoding ? cache->prefix_len + cache->suffix_len : 0, patches.size(2));
+    const int64_t n = patches.size(2);
+    const Positions pos = positions(decoding ? cache->prefix_len + cache->suffix_len : 0, n, n);
     size_t time_idx = 0;
     for (const LayerWeights &L : w_.layers) {
         auto h = rms_norm(x, L.norm1);
@@ -168,6 +190,26 @@ torch::Tensor Network::backbone(const torch::Tensor &patches, const torch::Tenso
     return x;
 }
 
+torch::Tensor Network::backbone_static(const torch::Tensor &patches, const torch::Tensor &ids,
+                                       const Positions &pos, const std::vector<torch::Tensor> *keys,
+                                       const std::vector<torch::Tensor> *values) const {
+    auto x = embed(patches);
+    size_t time_idx = 0;
+    for (const LayerWeights &L : w_.layers) {
+        auto h = rms_norm(x, L.norm1);
+        if (L.is_space) {
+            x = x + attention_space(L, h, ids);
+        } else {
+            const torch::Tensor *ko = keys ? &(*keys)[time_idx] : nullptr;
+            const torch::Tensor *vo = values ? &(*values)[time_idx] : nullptr;
+            x = x + attention_time(L, h, time_idx, pos, nullptr, ko, vo);
+            time_idx++;
+        }
+        x = x + mlp(L, rms_norm(x, L.norm2));
+    }
+    return x;
+}
+
 HeadOut Network::head(const torch::Tensor &hidden) const {
     const int64_t D = cfg_.embed_dim, P = cfg_.patch_size;
     auto sizes = hidden.sizes().vec();
@@ -180,6 +222,13 @@ HeadOut Network::head(const torch::Tensor &hidden) const {
     h.loc = torch::linear(y, w_.loc_w, w_.loc_b);
     h.scale = torch::softplus(torch::linear(y, w_.scale_w, w_.scale_b)).clamp_min(eps);
     h.probs = torch::softmax(torch::linear(y, w_.mix_w, w_.mix_b), -1);
+    if (dtype_ == torch::kBFloat16 || dtype_ == torch::kFloat16) {
+        // Sampling and the statistics want at least float32 parameters.
+        h.df = h.df.to(torch::kFloat32);
+        h.loc = h.loc.to(torch::kFloat32);
+        h.scale = h.scale.to(torch::kFloat32);
+        h.probs = h.probs.to(torch::kFloat32);
+    }
     return h;
 }
 

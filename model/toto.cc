@@ -1,5 +1,6 @@
 // toto.cc - the C API of model/toto.h over the C++ model. Every entry point
 // catches everything: no exception crosses into C.
+#include <atomic>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -7,10 +8,13 @@
 #include <cstring>
 #include <memory>
 
+#include "compiled.h"
 #include "internal.h"
 
 struct toto_model {
     std::unique_ptr<toto::Network> net;
+    std::unique_ptr<toto::CompiledContext> compiled; // null when compile is off
+    std::atomic<bool> use_compiled{false};
     toto::DecodeOptions decode;
     toto_model_params params;
     toto_model_info info;
@@ -60,6 +64,80 @@ torch::ScalarType parse_dtype(const std::string &name) {
     throw toto::Error(TOTO_EINVAL, "dtype '" + name + "': expected float32 or float64");
 }
 
+// compute_dtype: "" picks bfloat16 on CUDA and the model's dtype on the CPU.
+torch::ScalarType parse_compute_dtype(const char *name, torch::Device device,
+                                      torch::ScalarType model) {
+    std::string s = name ? name : "";
+    if (s.empty())
+        return device.is_cuda() ? torch::kBFloat16 : model;
+    if (s == "bfloat16")
+        return torch::kBFloat16;
+    if (s == "float32")
+        return torch::kFloat32;
+    if (s == "float64")
+        return torch::kFloat64;
+    throw toto::Error(TOTO_EINVAL,
+                      "compute_dtype '" + s + "': expected bfloat16, float32 or float64");
+}
+
+const char *dtype_name(torch::ScalarType t) {
+    return t == torch::kBFloat16 ? "bfloat16" : t == torch::kFloat64 ? "float64" : "float32";
+}
+
+// reduce-overhead and max-autotune capture graphs; default does not.
+bool mode_uses_graphs(const std::string &mode) {
+    if (mode == "reduce-overhead" || mode == "max-autotune")
+        return true;
+    if (mode == "default")
+        return false;
+    throw toto::Error(TOTO_EINVAL, "compile_mode '" + mode +
+                                       "': expected default, reduce-overhead or max-autotune");
+}
+
+// The compiled network shares the eager one's weights when the dtypes agree.
+std::unique_ptr<toto::CompiledContext>
+open_compiled(const std::string &file, const toto_config &cfg, const toto_model_params &p,
+              const toto::Weights &eager_w, torch::Device device, torch::ScalarType dtype) {
+    torch::ScalarType cdt = parse_compute_dtype(p.compute_dtype, device, dtype);
+    toto::CompiledOptions o;
+    o.compute_dtype = cdt;
+    o.graphs = mode_uses_graphs(p.compile_mode ? p.compile_mode : "reduce-overhead");
+    if (p.compile_max_batch > 0)
+        o.max_batch = p.compile_max_batch;
+    if (p.compile_max_patches > 0)
+        o.max_patches = p.compile_max_patches;
+    if (p.compile_max_variates > 0)
+        o.max_variates = p.compile_max_variates;
+    if (p.compile_budget > 0)
+        o.budget = p.compile_budget;
+    toto::Weights w = cdt == dtype ? eager_w : toto::load_weights(file, cfg, device, cdt);
+    auto net = std::make_unique<toto::Network>(cfg, std::move(w), device, cdt);
+    // TF32 for the float32 compiled path on a GPU, as the Python setup allows.
+    if (device.is_cuda() && cdt == torch::kFloat32)
+        at::globalContext().setAllowTF32CuBLAS(true);
+    return std::make_unique<toto::CompiledContext>(std::move(net), o);
+}
+
+void fill_compile_stats(const toto_model *m, toto_compile_stats *cs) {
+    std::memset(cs, 0, sizeof *cs);
+    if (!m->compiled)
+        return;
+    const toto::CompiledStats s = m->compiled->stats();
+    const toto::CompiledOptions &o = m->compiled->options();
+    cs->available = true;
+    cs->graphs = o.graphs;
+    snprintf(cs->mode, sizeof cs->mode, "%s",
+             m->params.compile_mode ? m->params.compile_mode : "reduce-overhead");
+    snprintf(cs->compute_dtype, sizeof cs->compute_dtype, "%s", dtype_name(o.compute_dtype));
+    cs->buckets = s.buckets;
+    cs->warmup_ms = s.warmup_ms;
+    cs->pool_bytes = s.pool_bytes;
+    cs->captures_after_warmup = s.captures_after_warmup;
+    cs->runs = s.runs;
+    cs->split_runs = s.split_runs;
+    cs->eager_fallbacks = s.eager_fallbacks;
+}
+
 void fill_info(toto_model *m, const char *dir, const toto_config &cfg) {
     toto_model_info &info = m->info;
     std::memset(&info, 0, sizeof info);
@@ -67,7 +145,7 @@ void fill_info(toto_model *m, const char *dir, const toto_config &cfg) {
     info.num_params = m->net->num_params();
     snprintf(info.device, sizeof info.device, "%s", m->net->device().str().c_str());
     snprintf(info.dtype, sizeof info.dtype, "%s", m->params.dtype);
-    snprintf(info.path, sizeof info.path, "eager");
+    snprintf(info.path, sizeof info.path, "%s", m->compiled ? "compiled" : "eager");
     snprintf(info.name, sizeof info.name, "%s", dir);
 }
 
@@ -81,15 +159,22 @@ toto_model *open_model(const char *dir, const toto_model_params &params, char *e
     torch::ScalarType dtype = parse_dtype(params.dtype);
     if (params.cpu_threads > 0)
         at::set_num_threads(params.cpu_threads);
-    toto::Weights w = toto::load_weights(base + "/model.safetensors", cfg, device, dtype);
+    const std::string file = base + "/model.safetensors";
+    toto::Weights w = toto::load_weights(file, cfg, device, dtype);
     auto m = std::make_unique<toto_model>();
     m->params = params;
     m->decode.use_kv_cache = params.use_kv_cache;
+    if (params.compile)
+        m->compiled = open_compiled(file, cfg, params, w, device, dtype);
+    m->use_compiled = m->compiled != nullptr;
     m->net = std::make_unique<toto::Network>(cfg, std::move(w), device, dtype);
     fill_info(m.get(), dir, cfg);
     // The strings in params belong to the caller; keep our own copies.
     m->params.device = m->info.device;
     m->params.dtype = m->info.dtype;
+    fill_compile_stats(m.get(), &m->info.compile);
+    m->params.compile_mode = m->info.compile.mode;
+    m->params.compute_dtype = m->info.compile.compute_dtype;
     return m.release();
 }
 
@@ -173,7 +258,50 @@ toto_model_params toto_model_default_params(void) {
     p.max_context_length = 16384;
     p.max_variates = 512;
     p.use_kv_cache = true;
+    p.compile = true;
+    p.compile_mode = "reduce-overhead";
+    p.compute_dtype = nullptr;
+    p.compile_max_batch = 0;
+    p.compile_max_patches = 0;
+    p.compile_max_variates = 0;
+    p.compile_budget = 0;
     return p;
+}
+
+int toto_model_params_from_env(toto_model_params *p, char *err, size_t err_len) {
+    toto_model_params q = *p;
+    const char *compile = std::getenv("TOTO_COMPILE");
+    const char *mode = std::getenv("TOTO_COMPILE_MODE");
+    const char *disable = std::getenv("TOTO_DISABLE_COMPILE");
+    auto is = [](const char *v, const char *a, const char *b) {
+        return !std::strcmp(v, a) || !std::strcmp(v, b);
+    };
+    if (compile && *compile) {
+        if (!is(compile, "0", "1")) {
+            set_error(err, err_len, "TOTO_COMPILE='%s': expected 0 or 1", compile);
+            return TOTO_EINVAL;
+        }
+        q.compile = compile[0] == '1';
+    }
+    if (mode && *mode) {
+        if (!is(mode, "default", "reduce-overhead") && std::strcmp(mode, "max-autotune")) {
+            set_error(err, err_len,
+                      "TOTO_COMPILE_MODE='%s': expected default, reduce-overhead or max-autotune",
+                      mode);
+            return TOTO_EINVAL;
+        }
+        q.compile_mode = mode;
+    }
+    if (disable && *disable) {
+        if (!is(disable, "0", "1")) {
+            set_error(err, err_len, "TOTO_DISABLE_COMPILE='%s': expected 0 or 1", disable);
+            return TOTO_EINVAL;
+        }
+        if (disable[0] == '1')
+            q.compile = false;
+    }
+    *p = q;
+    return TOTO_OK;
 }
 
 toto_model *toto_model_open(const char *dir, const toto_model_params *params, char *err,
@@ -201,6 +329,26 @@ void toto_model_free(toto_model *model) {
 
 void toto_model_get_info(const toto_model *model, toto_model_info *info) {
     *info = model->info;
+    snprintf(info->path, sizeof info->path, "%s", model->use_compiled ? "compiled" : "eager");
+    fill_compile_stats(model, &info->compile);
+}
+
+int toto_model_set_path(toto_model *model, const char *path, char *err, size_t err_len) {
+    std::string p = path ? path : "";
+    if (p == "eager") {
+        model->use_compiled = false;
+        return TOTO_OK;
+    }
+    if (p != "compiled") {
+        set_error(err, err_len, "path '%s': expected compiled or eager", p.c_str());
+        return TOTO_EINVAL;
+    }
+    if (!model->compiled) {
+        set_error(err, err_len, "path compiled: the model was opened with compile off");
+        return TOTO_EINVAL;
+    }
+    model->use_compiled = true;
+    return TOTO_OK;
 }
 
 int toto_request_validate(const toto_model *model, const toto_request *req, char *err,
@@ -228,8 +376,9 @@ int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *resu
         std::vector<toto_result> out(valid.size());
         for (toto_result &r : out)
             std::memset(&r, 0, sizeof r);
-        toto::forecast_batch(*model->net, model->decode, valid.data(), out.data(),
-                             int(valid.size()));
+        toto::DecodeOptions opt = model->decode;
+        opt.compiled = model->use_compiled ? model->compiled.get() : nullptr;
+        toto::forecast_batch(*model->net, opt, valid.data(), out.data(), int(valid.size()));
         for (size_t k = 0; k < valid.size(); k++)
             results[where[k]] = out[k];
     } catch (const std::exception &e) {

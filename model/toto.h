@@ -49,18 +49,51 @@ typedef struct toto_model_params {
     int max_context_length;    /* series longer than this are refused */
     int max_variates;          /* series with more variates are refused */
     bool use_kv_cache;         /* false recomputes the whole sequence each step (reference only) */
+    /*
+     * The compiled path (model/compiled.h): on at open unless compile is
+     * false. compile_mode: "reduce-overhead" (the default: static shape
+     * buckets captured as CUDA graphs on a GPU), "default" (no graphs) or
+     * "max-autotune" (as reduce-overhead today). compute_dtype: the compiled
+     * network's precision, "bfloat16" or "float32" (float32 accumulation
+     * either way); NULL or "" picks bfloat16 on CUDA and dtype on the CPU.
+     * The bucket plan is sized by the four limits below (0: defaults 64
+     * rows, 128 patches, 8 variates, 4096 patch rows per bucket).
+     */
+    bool compile;
+    const char *compile_mode;
+    const char *compute_dtype;
+    int compile_max_batch;
+    int compile_max_patches;
+    int compile_max_variates;
+    int compile_budget;
 } toto_model_params;
 
 typedef struct toto_model toto_model;
+
+/* The compiled path's plan and counters (all zero when it is off). */
+typedef struct toto_compile_stats {
+    bool available;                /* the compiled path was built at open */
+    bool graphs;                   /* CUDA graphs captured */
+    char mode[24];                 /* compile_mode in effect */
+    char compute_dtype[16];        /* "bfloat16", "float32", "float64" */
+    int64_t buckets;               /* planned context buckets */
+    double warmup_ms;              /* warming and capturing them */
+    int64_t pool_bytes;            /* device memory of their buffers and graphs */
+    int64_t captures_after_warmup; /* stays 0: nothing is captured after open */
+    int64_t runs;                  /* context passes through the compiled path */
+    int64_t split_runs;            /* of those, split over several replays */
+    int64_t eager_fallbacks;       /* passes that fit no bucket and ran eagerly */
+} toto_compile_stats;
 
 /* What an open model is and runs on. */
 typedef struct toto_model_info {
     toto_config config;
     int64_t num_params;
     char device[32]; /* e.g. "cpu", "cuda:0" */
-    char dtype[16];  /* "float32", "float64" */
-    char path[16];   /* execution path actually used: "eager" */
+    char dtype[16];  /* "float32", "float64": inputs, the scaler, eager path, results */
+    char path[16];   /* the path forecasts take now: "compiled" or "eager" */
     char name[256];  /* checkpoint directory as opened */
+    toto_compile_stats compile;
 } toto_model_info;
 
 /*
@@ -92,6 +125,7 @@ typedef struct toto_request {
 typedef struct toto_result {
     int status; /* 0 ok, else a TOTO_E* code */
     char error[512];
+    char path[16]; /* "compiled" or "eager": the path that computed it */
     int n_variates;
     int prediction_length;
     int num_samples;
@@ -113,12 +147,27 @@ enum {
 
 toto_model_params toto_model_default_params(void);
 
+/*
+ * The environment variables of the Python setup this replaces, applied to p:
+ * TOTO_COMPILE=0|1 (compile), TOTO_COMPILE_MODE (compile_mode), and
+ * TOTO_DISABLE_COMPILE=1, which wins over both. TOTO_EINVAL (err says which
+ * variable) for a value it does not know; p is then unchanged.
+ */
+int toto_model_params_from_env(toto_model_params *p, char *err, size_t err_len);
+
 /* Opens dir/config.json and dir/model.safetensors. NULL on failure. */
 toto_model *toto_model_open(const char *dir, const toto_model_params *params, char *err,
                             size_t err_len);
 void toto_model_free(toto_model *model);
 
 void toto_model_get_info(const toto_model *model, toto_model_info *info);
+
+/*
+ * Switches the path later forecasts take: "compiled" or "eager". Safe while
+ * another thread runs toto_forecast (the switch applies from its next call).
+ * TOTO_EINVAL when the path is unknown or the compiled path was not built.
+ */
+int toto_model_set_path(toto_model *model, const char *path, char *err, size_t err_len);
 
 /* Checks one request against the model and its limits without running it. */
 int toto_request_validate(const toto_model *model, const toto_request *req, char *err,

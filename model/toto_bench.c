@@ -6,7 +6,10 @@
  *
  * Each workload runs once to warm up, then --repeat times; a run is timed
  * from the call to the return of every result (results are copied to host
- * memory, so device work is complete).
+ * memory, so device work is complete). With the compiled path built (the
+ * default; TOTO_COMPILE, TOTO_COMPILE_MODE, TOTO_DISABLE_COMPILE apply), each
+ * workload is timed on the eager and the compiled path in turn, in the same
+ * run, and the ratio printed.
  */
 #include <math.h>
 #include <stdio.h>
@@ -143,6 +146,33 @@ static int parse_args(int argc, char **argv, options *o) {
     return 0;
 }
 
+/* One workload on one path: its median, or -1 (printed). */
+static double time_on(toto_model *m, const char *path, const workload *w, int repeat) {
+    char err[256];
+    if (toto_model_set_path(m, path, err, sizeof err) != TOTO_OK) {
+        fprintf(stderr, "toto-bench: %s\n", err);
+        return -1;
+    }
+    return time_workload(m, w, repeat);
+}
+
+static void print_header(const toto_model_info *info, double open_ms, int repeat) {
+    const toto_compile_stats *c = &info->compile;
+    printf("# model %s: %lld parameters, device %s, dtype %s, median of %d\n", info->name,
+           (long long)info->num_params, info->device, info->dtype, repeat);
+    if (c->available)
+        printf("# compiled path: mode %s, compute %s, %lld buckets%s, warm-up %.0f ms, "
+               "%.1f MiB; open to ready %.0f ms\n",
+               c->mode, c->compute_dtype, (long long)c->buckets, c->graphs ? " (CUDA graphs)" : "",
+               c->warmup_ms, c->pool_bytes / 1048576.0, open_ms);
+    else
+        printf("# compiled path off; open to ready %.0f ms\n", open_ms);
+    printf("| workload | B x V | context | horizon | samples | eager ms | compiled ms | "
+           "compiled vs eager | upstream eager ms | upstream compiled ms | vs upstream "
+           "compiled |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+}
+
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0)
@@ -151,30 +181,39 @@ int main(int argc, char **argv) {
     p.device = o.device;
     p.dtype = o.dtype;
     char err[1024];
+    if (toto_model_params_from_env(&p, err, sizeof err) != TOTO_OK) {
+        fprintf(stderr, "toto-bench: %s\n", err);
+        return 2;
+    }
+    double t0 = now_ms();
     toto_model *m = toto_model_open(o.model, &p, err, sizeof err);
+    double open_ms = now_ms() - t0;
     if (!m) {
         fprintf(stderr, "toto-bench: %s\n", err);
         return 1;
     }
     toto_model_info info;
     toto_model_get_info(m, &info);
-    printf("# model %s: %lld parameters, device %s, dtype %s, path %s, median of %d\n", info.name,
-           (long long)info.num_params, info.device, info.dtype, info.path, o.repeat);
-    printf("| workload | B x V | context | horizon | samples | totod ms | upstream eager ms | "
-           "upstream compiled ms | vs eager | vs compiled |\n");
-    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    print_header(&info, open_ms, o.repeat);
     int failed = 0;
     for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++) {
         const workload *w = &kWorkloads[i];
         if (!selected(&o, w->name))
             continue;
-        double ms = time_workload(m, w, o.repeat);
-        failed |= ms < 0;
-        printf("| %s | %dx%d | %d | %d | %d | %.3f | %.1f | %.1f | %.1fx | %.1fx |\n", w->name,
-               w->batch, w->variates, w->context, w->horizon, w->samples, ms, w->upstream_eager_ms,
-               w->upstream_compiled_ms, w->upstream_eager_ms / ms, w->upstream_compiled_ms / ms);
+        double eager = time_on(m, "eager", w, o.repeat);
+        double compiled = info.compile.available ? time_on(m, "compiled", w, o.repeat) : NAN;
+        double best = compiled > 0 ? compiled : eager;
+        failed |= eager < 0 || compiled < 0;
+        printf("| %s | %dx%d | %d | %d | %d | %.3f | %.3f | %.1fx | %.1f | %.1f | %.1fx |\n",
+               w->name, w->batch, w->variates, w->context, w->horizon, w->samples, eager, compiled,
+               eager / compiled, w->upstream_eager_ms, w->upstream_compiled_ms,
+               w->upstream_compiled_ms / best);
         fflush(stdout);
     }
+    toto_model_get_info(m, &info);
+    printf("# compiled runs %lld (split %lld), eager fallbacks %lld, captures after warm-up %lld\n",
+           (long long)info.compile.runs, (long long)info.compile.split_runs,
+           (long long)info.compile.eager_fallbacks, (long long)info.compile.captures_after_warmup);
     toto_model_free(m);
     return failed ? 1 : 0;
 }

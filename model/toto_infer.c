@@ -254,6 +254,11 @@ static toto_model *open_model(const cli_options *opt, proto_error *err) {
         params.dtype = opt->dtype;
     if (opt->threads >= 0)
         params.cpu_threads = opt->threads;
+    /* TOTO_COMPILE, TOTO_COMPILE_MODE, TOTO_DISABLE_COMPILE, as in the Python setup. */
+    if (toto_model_params_from_env(&params, message, sizeof message) != TOTO_OK) {
+        set_error(err, PROTO_INVALID_PARAMS, "%s", message);
+        return NULL;
+    }
     toto_model *model = toto_model_open(opt->model_dir, &params, message, sizeof message);
     if (!model) {
         set_error(err, PROTO_INTERNAL_ERROR, "cannot open model %s: ", opt->model_dir);

@@ -128,7 +128,7 @@ def endpoints(d):
     rpc = d.client()
     code, h, _ = curl_json(url + "/health", "--fail-with-body")
     want = rpc.call("health")["result"]
-    tap.ok(code == 200 and h and h["status"] == "ok" and h["path"] == "eager"
+    tap.ok(code == 200 and h and h["status"] == "ok" and h["path"] == "compiled"
            and h["model"] == TINY_A and h["device"] == "cpu" and "uptime_s" in h
            and h["version"] and h["untrained"] is False and h["queue_depth"] == 0
            and set(h) == set(want), "GET /health: 200 with the health method's object", h)
@@ -231,10 +231,13 @@ def metrics(d):
     tap.ok(all(n.endswith("_total") for n, t in types.items() if t == "counter")
            and types.get("totod_batch_size") == "histogram"
            and types.get("totod_latency_seconds") == "histogram"
-           and types.get("totod_queue_depth") == "gauge", "metric types and names", types)
+           and types.get("totod_queue_depth") == "gauge"
+           and types.get("totod_compiled_captures_after_warmup_total") == "counter"
+           and types.get("totod_compiled_eager_fallbacks_total") == "counter",
+           "metric types and names", types)
     info = [k for k in before if k[0] == "totod_info"]
     labels = dict(info[0][1]) if info else {}
-    tap.ok(len(info) == 1 and labels.get("path") == "eager" and labels.get("device") == "cpu"
+    tap.ok(len(info) == 1 and labels.get("path") == "compiled" and labels.get("device") == "cpu"
            and labels.get("untrained") == "false" and labels.get("model") == TINY_A
            and "version" in labels and "dtype" in labels and before[info[0]] == 1,
            "totod_info labels what is served", info)

@@ -20,7 +20,7 @@ def error_of(answer):
 def methods(d):
     c = d.client()
     h = c.call("health")["result"]
-    tap.ok(h["status"] == "ok" and h["path"] == "eager" and h["device"] == "cpu"
+    tap.ok(h["status"] == "ok" and h["path"] == "compiled" and h["device"] == "cpu"
            and h["untrained"] is False and h["model"] == TINY_A and "uptime_s" in h
            and h["version"] and h["queue_depth"] == 0, "health reports status, model, path", h)
     info = c.call("info", {})["result"]
@@ -181,7 +181,8 @@ def default_model():
         h = d.client().call("health")["result"]
         info = d.client().call("info")["result"]
         tap.ok(info["config"]["disable-compile"] is True and h["path"] == "eager"
-               and "compile disabled by TOTO_DISABLE_COMPILE" in d.log_text(),
+               and info["compile"]["available"] is False
+               and "compiled path off (TOTO_DISABLE_COMPILE" in d.log_text(),
                "TOTO_DISABLE_COMPILE=1 is honoured and reported", info["config"])
         tap.ok(h["untrained"] is True and h["model"].endswith("models/default"),
                "no --model: the bundled model, labelled untrained", h)
@@ -193,7 +194,13 @@ with Daemon() as d:
     errors(d)
     batches(d)
     log = d.log_text()
-    tap.ok("<6>totod: ready" in log and "path eager" in log, "journald prefixes; path logged", log)
+    tap.ok("<6>totod: ready" in log and "path compiled" in log and "compiled path: mode" in log,
+           "journald prefixes; path and compiled plan logged", log)
+    c = d.client().call("info")["result"]["compile"]
+    tap.ok(c["available"] and c["path"] == "compiled" and c["runs"] > 0
+           and c["captures_after_warmup"] == 0 and c["eager_fallbacks"] == 0
+           and c["compute_dtype"] == "float64",
+           "info: the compiled path served the forecasts; no capture after warm-up", c)
     tap.ok("1, 2, 3" not in log and "[1," not in log, "series values are not logged", log)
     rc = d.stop()
     tap.ok(rc == 0, "SIGTERM: exit 0", rc)

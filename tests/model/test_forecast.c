@@ -2,7 +2,8 @@
  * test_forecast.c - the model through its C API (model/toto.h) on the small
  * fixture checkpoints: inputs that must work, inputs that must be refused,
  * batch invariance, seeds, exact first-patch quantiles, checkpoint refusals.
- * Runs on $TOTO_TEST_DEVICE (default cpu).
+ * The eager path (compile off); tests/model/test_compiled.c has the compiled
+ * one. Runs on $TOTO_TEST_DEVICE (default cpu).
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static toto_model *open_model(const char *dir, const char *dtype, char *err, siz
     toto_model_params p = toto_model_default_params();
     p.device = device_name();
     p.dtype = dtype;
+    p.compile = false;
     return toto_model_open(dir, &p, err, len);
 }
 

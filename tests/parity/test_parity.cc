@@ -53,11 +53,15 @@ double sigma_err(const torch::Tensor &a, const torch::Tensor &ref, const torch::
     return d.max().item<double>();
 }
 
-toto_model *open_fixture(const Case &c, const char *dtype, bool kv) {
+// compute: nullptr = the eager path only; else the compiled path in that
+// compute dtype ("" = its default: bfloat16 on CUDA, dtype on the CPU).
+toto_model *open_fixture(const Case &c, const char *dtype, bool kv, const char *compute = nullptr) {
     toto_model_params p = toto_model_default_params();
     p.device = device_name();
     p.dtype = dtype;
     p.use_kv_cache = kv;
+    p.compile = compute != nullptr;
+    p.compute_dtype = compute && *compute ? compute : nullptr;
     char err[512];
     toto_model *m = toto_model_open(c.dir.c_str(), &p, err, sizeof err);
     if (!m)
@@ -71,6 +75,7 @@ struct Run {
     torch::Tensor mean;      // [B, V, h]
     torch::Tensor quantiles; // [L, B, V, h]
     bool ok = false;
+    bool compiled = true; // every result says it took the compiled path
 };
 
 Run forecast_case(const Case &c, toto_model *m, int num_samples, const torch::Tensor &levels) {
@@ -109,6 +114,7 @@ Run forecast_case(const Case &c, toto_model *m, int num_samples, const torch::Te
             run.ok = false;
             continue;
         }
+        run.compiled &= std::strcmp(r.path, "compiled") == 0;
         std::memcpy(run.mean[b].data_ptr<double>(), r.mean, sizeof(double) * V * c.h);
         for (int64_t l = 0; l < L; l++)
             std::memcpy(run.quantiles[l][b].data_ptr<double>(), r.quantiles + l * V * c.h,
@@ -160,6 +166,42 @@ void check_layers(const Case &c, const char *dtype_name, torch::ScalarType dtype
               dtype_name);
 }
 
+// The compiled path against the float64 reference (fixtures README): on the
+// CPU it computes in the model's dtype; on a GPU in bfloat16 (2e-2) or
+// float32 with TF32 products (1e-3). The answer must say it took that path.
+void check_compiled_means(const Case &c, const torch::Tensor &sigma) {
+    const bool gpu = std::strncmp(device_name(), "cuda", 4) == 0;
+    struct Variant {
+        const char *dtype, *compute;
+        double tol;
+    } cpu[] = {{"float64", "", 1e-9}, {"float32", "", 1e-4}},
+      cuda[] = {{"float32", "bfloat16", 2e-2},
+                {"float32", "float32", 1e-3},
+                {"float64", "bfloat16", 2e-2}};
+    const Variant *vs = gpu ? cuda : cpu;
+    const size_t n = gpu ? sizeof cuda / sizeof *cuda : sizeof cpu / sizeof *cpu;
+    for (size_t i = 0; i < n; i++) {
+        const Variant &v = vs[i];
+        toto_model *m = open_fixture(c, v.dtype, true, v.compute);
+        toto_model_info info;
+        if (m)
+            toto_model_get_info(m, &info);
+        Run run = m ? forecast_case(c, m, 0, torch::Tensor()) : Run{};
+        double e = run.ok ? sigma_err(run.mean, c.get("mean_kv_f64"), sigma) : INFINITY;
+        tap_check(e < v.tol && run.compiled,
+                  "%s compiled (%s, compute %s): mean forecast vs mean_kv_f64 (err %.2e sigma, "
+                  "tol %.0e)",
+                  c.dir.c_str(), v.dtype, m ? info.compile.compute_dtype : "-", e, v.tol);
+        if (m) {
+            toto_model_get_info(m, &info);
+            tap_check(info.compile.captures_after_warmup == 0 && info.compile.eager_fallbacks == 0,
+                      "%s compiled: no capture after warm-up, no eager fallback (%lld buckets)",
+                      c.dir.c_str(), (long long)info.compile.buckets);
+        }
+        toto_model_free(m);
+    }
+}
+
 void check_means(const Case &c) {
     auto sigma = c.get("scaler_scale").select(2, -1);
     struct Variant {
@@ -179,27 +221,31 @@ void check_means(const Case &c) {
                   c.dir.c_str(), v.dtype, v.kv ? "kv-cache" : "no-cache", v.ref, e, v.ref, v.tol);
         toto_model_free(m);
     }
+    check_compiled_means(c, sigma);
 }
 
 // Sampled quantiles: each within 0.1 (q95 - q05) of upstream's for >= 95%.
-void check_sampled(const Case &c) {
+// compute as in open_fixture: nullptr eager, "" the compiled path's default.
+void check_sampled(const Case &c, const char *compute) {
     auto levels = c.get("sample_quantile_levels").contiguous();
     auto ref = c.get("sample_quantiles"); // [7, B, V, h]
-    toto_model *m = open_fixture(c, "float64", true);
+    toto_model *m = open_fixture(c, "float64", true, compute);
     Run run = m ? forecast_case(c, m, 2048, levels) : Run{};
     toto_model_free(m);
-    if (!tap_check(run.ok, "%s: sampled forecast with 2048 paths ran", c.dir.c_str()))
+    const char *path = compute ? "compiled" : "eager";
+    if (!tap_check(run.ok && run.compiled == (compute != nullptr),
+                   "%s %s: sampled forecast with 2048 paths ran", c.dir.c_str(), path))
         return;
     int64_t L = levels.numel();
     auto spread = (ref[L - 1] - ref[0]).unsqueeze(0);
     auto within = ((run.quantiles - ref).abs() <= 0.1 * spread).to(torch::kFloat64);
     double share = within.mean().item<double>();
-    tap_check(share >= 0.95, "%s: sampled quantiles within 0.1 (q95-q05): %.1f%% of entries",
-              c.dir.c_str(), 100 * share);
+    tap_check(share >= 0.95, "%s %s: sampled quantiles within 0.1 (q95-q05): %.1f%% of entries",
+              c.dir.c_str(), path, 100 * share);
     auto mean_ref = c.get("sample_mean");
     auto mean_ok = ((run.mean - mean_ref).abs() <= 0.1 * spread.squeeze(0)).to(torch::kFloat64);
-    tap_check(mean_ok.mean().item<double>() >= 0.95, "%s: sampled mean within 0.1 (q95-q05)",
-              c.dir.c_str());
+    tap_check(mean_ok.mean().item<double>() >= 0.95, "%s %s: sampled mean within 0.1 (q95-q05)",
+              c.dir.c_str(), path);
 }
 
 bool load_case(Case &c, const std::string &dir) {
@@ -233,7 +279,8 @@ int main() {
             check_layers(c, "float64", torch::kFloat64, 1e-9);
             check_layers(c, "float32", torch::kFloat32, 1e-4);
             check_means(c);
-            check_sampled(c);
+            check_sampled(c, nullptr);
+            check_sampled(c, "");
         } catch (const std::exception &e) {
             tap_check(false, "%s: no exception (%s)", name, e.what());
         }

@@ -1,0 +1,90 @@
+// compiled.h - the compiled path's context passes.
+//
+// At open, a plan of static shape buckets is made from the configured limits:
+// (variates V, batch rows B, patches S), each a power of two, with B*V*S at
+// most a budget of patch rows. Every bucket runs once to warm it and, on a
+// GPU in a graph mode, is captured as a CUDA graph sharing one memory pool.
+// A context pass is packed into the smallest bucket that fits: batch rows and
+// variates padded (padded variates get group ids of their own, so attention
+// across variates never mixes them in), patches padded on the right (causal
+// attention keeps the real patches blind to them; xPos is centred on the real
+// length, so cached keys are exactly those of an unpadded pass). A batch too
+// large for any bucket is split; a pass that fits no bucket at all runs
+// eagerly and is counted. Nothing is captured after warm-up.
+//
+// On the CPU the same code runs on exact shapes without padding or graphs:
+// padding would cost real arithmetic there.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "internal.h"
+
+namespace toto {
+
+struct CompiledOptions {
+    torch::ScalarType compute_dtype = torch::kFloat32;
+    bool graphs = false;       // capture CUDA graphs (compile modes reduce-overhead, max-autotune)
+    int64_t max_batch = 64;    // largest batch bucket
+    int64_t max_patches = 128; // largest patch bucket
+    int64_t max_variates = 8;  // largest variate bucket
+    int64_t budget = 4096;     // largest B*V*S of a bucket
+};
+
+struct CompiledStats {
+    int64_t buckets = 0;
+    double warmup_ms = 0;              // warming and capturing every bucket
+    int64_t pool_bytes = 0;            // static buffers and the graphs' memory
+    int64_t captures_after_warmup = 0; // must stay 0
+    int64_t runs = 0;                  // context passes served by a bucket
+    int64_t split_runs = 0;            // of those, passes split over several replays
+    int64_t eager_fallbacks = 0;       // passes that fit no bucket
+};
+
+// A context pass's results, owned (they outlive the next replay).
+struct ContextOut {
+    HeadOut head;                                  // each [B, V, P, K], float32 or wider
+    std::vector<torch::Tensor> prefix_k, prefix_v; // [B*V, heads, S, d]; empty unless asked
+};
+
+class CompiledContext {
+  public:
+    // net runs in opt.compute_dtype on the model's device.
+    CompiledContext(std::unique_ptr<Network> net, const CompiledOptions &opt);
+    ~CompiledContext();
+
+    const Network &net() const {
+        return *net_;
+    }
+    const CompiledOptions &options() const {
+        return opt_;
+    }
+    // Safe from any thread while another runs forecasts.
+    CompiledStats stats() const;
+
+    // The context pass of z [B, V, S, P] (scaled patches) with group ids
+    // [B, V]. False when no bucket fits (counted; the caller runs eagerly).
+    bool run(const torch::Tensor &z, const torch::Tensor &ids, bool want_cache, ContextOut *out);
+
+  private:
+    struct Bucket;
+    Bucket *find(int64_t V, int64_t B, int64_t S);
+    void plan_and_warm();
+    void run_bucket(Bucket &b, const torch::Tensor &z, const torch::Tensor &ids, bool want_cache,
+                    ContextOut *out);
+    ContextOut run_exact(const torch::Tensor &z, const torch::Tensor &ids, bool want_cache);
+
+    std::unique_ptr<Network> net_;
+    CompiledOptions opt_;
+    CompiledStats plan_; // buckets, warm-up time, memory: fixed at open
+    std::atomic<int64_t> runs_{0}, split_runs_{0}, eager_fallbacks_{0}, late_captures_{0};
+    std::vector<std::unique_ptr<Bucket>> buckets_;
+    std::vector<torch::Tensor> pool_k_, pool_v_; // per TIME layer, flat [budget * D]
+    bool warm_ = false;
+    struct GraphState;
+    std::unique_ptr<GraphState> graph_state_;
+};
+
+} // namespace toto
