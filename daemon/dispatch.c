@@ -125,9 +125,11 @@ static int parse_daemon_fields(const json_t *params, job *j, proto_error *err) {
  * it only reads the limits and the configuration fixed by toto_model_open()
  * (model/toto.cc), so refusing a bad request needs no trip through the queue.
  */
-static int prepare_forecast(server *s, const json_t *params, job *j, proto_error *err) {
+static int prepare_forecast(server *s, const json_t *params, proto_numbers *numbers, job *j,
+                            proto_error *err) {
     char message[512];
-    if (parse_daemon_fields(params, j, err) || proto_forecast_parse(params, &j->req, err))
+    if (parse_daemon_fields(params, j, err) ||
+        proto_forecast_parse_numbers(params, numbers, &j->req, err))
         return -1;
     int rc = toto_request_validate(s->workers[0].model, &j->req.req, message, sizeof message);
     if (rc != TOTO_OK) {
@@ -183,7 +185,8 @@ static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r
  * answer comes through dispatch_complete(); -1: refused, *r says why.
  */
 static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, const json_t *params,
-                           bool bare, uint64_t received_ns, dispatch_refusal *r) {
+                           proto_numbers *numbers, bool bare, uint64_t received_ns,
+                           dispatch_refusal *r) {
     char message[200];
     proto_error err;
     if (!json_is_object(params))
@@ -202,7 +205,7 @@ static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, c
     if (!j)
         return refuse(r, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
     j->bare = bare;
-    if (prepare_forecast(s, params, j, &err)) {
+    if (prepare_forecast(s, params, numbers, j, &err)) {
         job_free(j);
         return refuse(r, err.code, err.message,
                       err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
@@ -213,26 +216,26 @@ static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, c
     return enqueue(s, c, b, j, r);
 }
 
-int dispatch_forecast(server *s, conn *c, const json_t *params, uint64_t received_ns,
-                      dispatch_refusal *r) {
+int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *numbers,
+                      uint64_t received_ns, dispatch_refusal *r) {
     s->metrics.requests[METHOD_FORECAST]++;
-    int rc = submit_forecast(s, c, NULL, NULL, params, true, received_ns, r);
+    int rc = submit_forecast(s, c, NULL, NULL, params, numbers, true, received_ns, r);
     if (rc)
         metrics_count_error(&s->metrics, r->code);
     return rc;
 }
 
 static void rpc_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
-                         uint64_t received_ns) {
+                         proto_numbers *numbers, uint64_t received_ns) {
     dispatch_refusal r;
     if (call->notification)
         return; /* nothing could carry its result: not computed */
-    if (submit_forecast(s, c, b, call->id, call->params, false, received_ns, &r))
+    if (submit_forecast(s, c, b, call->id, call->params, numbers, false, received_ns, &r))
         reply_error(s, c, b, call->id, r.code, r.message, r.data);
 }
 
 static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
-                         uint64_t received_ns) {
+                         proto_numbers *numbers, uint64_t received_ns) {
     rpc_call call;
     const char *why;
     char message[300];
@@ -245,7 +248,7 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
     s->metrics.requests[method]++;
     s->metrics.notifications += call.notification;
     if (method == METHOD_FORECAST)
-        rpc_forecast(s, c, b, &call, received_ns);
+        rpc_forecast(s, c, b, &call, numbers, received_ns);
     else if (call.notification)
         return; /* JSON-RPC: a notification is never answered */
     else if (method == METHOD_HEALTH)
@@ -263,7 +266,8 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
     }
 }
 
-static void dispatch_batch(server *s, conn *c, const json_t *array, uint64_t received_ns) {
+static void dispatch_batch(server *s, conn *c, const json_t *array, proto_numbers *numbers,
+                           uint64_t received_ns) {
     rpc_batch *b = calloc(1, sizeof *b);
     if (!b) {
         reply_error(s, c, NULL, NULL, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
@@ -274,7 +278,7 @@ static void dispatch_batch(server *s, conn *c, const json_t *array, uint64_t rec
     conn_hold(c);
     size_t i;
     const json_t *msg;
-    json_array_foreach(array, i, msg) dispatch_one(s, c, b, msg, received_ns);
+    json_array_foreach(array, i, msg) dispatch_one(s, c, b, msg, numbers, received_ns);
     batch_release(b);
 }
 
@@ -291,7 +295,8 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     char message[300];
     if (blank(line, len))
         return;
-    json_t *doc = proto_json_read(line, len, &jerr);
+    proto_numbers *numbers; /* the series, typed: no json_t per number */
+    json_t *doc = proto_json_read_numbers(line, len, &jerr, &numbers);
     if (!doc) {
         s->metrics.requests[METHOD_OTHER]++;
         snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);
@@ -300,11 +305,12 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
         s->metrics.requests[METHOD_OTHER]++;
         reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, "invalid request: empty batch", NULL);
     } else if (json_is_array(doc)) {
-        dispatch_batch(s, c, doc, received_ns);
+        dispatch_batch(s, c, doc, numbers, received_ns);
     } else {
-        dispatch_one(s, c, NULL, doc, received_ns);
+        dispatch_one(s, c, NULL, doc, numbers, received_ns);
     }
     json_decref(doc);
+    proto_numbers_free(numbers);
 }
 
 void dispatch_line_too_long(server *s, conn *c) {

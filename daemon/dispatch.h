@@ -23,12 +23,13 @@ typedef struct dispatch_refusal {
 } dispatch_refusal;
 
 /*
- * A forecast from HTTP: params is the forecast params object. 0: queued; the
+ * A forecast from HTTP: params is the forecast params object, numbers its
+ * typed series (proto_json_read_numbers(); may be NULL). 0: queued; the
  * job comes back to httpd_complete() with a bare answer (job.h). -1: refused,
  * *r says why (the caller answers and frees r->data). Counted in metrics.
  */
-int dispatch_forecast(server *s, conn *c, const json_t *params, uint64_t received_ns,
-                      dispatch_refusal *r);
+int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *numbers,
+                      uint64_t received_ns, dispatch_refusal *r);
 
 /* One line read from c (a request or a batch array). */
 void dispatch_line(server *s, conn *c, const char *line, size_t len);

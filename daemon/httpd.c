@@ -133,15 +133,17 @@ static bool start_forecast(server *s, conn *c, const http_request *req, bool *op
     dispatch_refusal r;
     uint64_t received_ns = uv_hrtime();
     bool keep_alive = http_keep_alive(&c->http);
-    json_t *params = proto_json_read(req->body, req->body_len, &jerr);
+    proto_numbers *numbers; /* the series, typed, as on the other transports */
+    json_t *params = proto_json_read_numbers(req->body, req->body_len, &jerr, &numbers);
     if (!params) {
         s->metrics.requests[METHOD_FORECAST]++;
         snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);
         *open = respond_error(s, c, PROTO_PARSE_ERROR, message, NULL, keep_alive, NULL);
         return false;
     }
-    int rc = dispatch_forecast(s, c, params, received_ns, &r);
+    int rc = dispatch_forecast(s, c, params, numbers, received_ns, &r);
     json_decref(params);
+    proto_numbers_free(numbers);
     if (rc == 0)
         return true;
     /* Not respond_error(): dispatch_forecast() has counted the error already. */

@@ -74,6 +74,18 @@ static const json_t *optional_field(const json_t *params, const char *name) {
     return json_is_null(value) ? NULL : value;
 }
 
+/* "series[t]" (flat form, variate < 0) or "series[v][t]": an element's name, for errors. */
+static void element_field(char *field, size_t size, int variate, size_t t) {
+    if (variate < 0)
+        snprintf(field, size, "series[%zu]", t);
+    else
+        snprintf(field, size, "series[%d][%zu]", variate, t);
+}
+
+static int refuse_magnitude(proto_error *err, const char *field, double x) {
+    return fail(err, field, "%s: magnitude must be <= 1e300, got %.17g", field, x);
+}
+
 /* One element of series: a number, or null for a missing value (stored as NaN). */
 static int parse_value(const json_t *elem, const char *field, double *out, proto_error *err) {
     if (json_is_null(elem)) {
@@ -85,7 +97,7 @@ static int parse_value(const json_t *elem, const char *field, double *out, proto
                     field, json_kind(elem));
     double x = json_number_value(elem);
     if (fabs(x) > MAX_VALUE_MAGNITUDE)
-        return fail(err, field, "%s: magnitude must be <= 1e300, got %.17g", field, x);
+        return refuse_magnitude(err, field, x);
     *out = x;
     return 0;
 }
@@ -100,10 +112,7 @@ static int parse_variate(const json_t *array, int variate, double *row, proto_er
             row[t] = json_number_value(elem);
             continue;
         }
-        if (variate < 0)
-            snprintf(field, sizeof field, "series[%zu]", t);
-        else
-            snprintf(field, sizeof field, "series[%d][%zu]", variate, t);
+        element_field(field, sizeof field, variate, t);
         if (parse_value(elem, field, &row[t], err))
             return -1;
     }
@@ -158,12 +167,9 @@ static int series_shape(const json_t *series, bool *nested, int *n_variates, int
     return 0;
 }
 
-static int parse_series(const json_t *params, proto_forecast_request *out, proto_error *err) {
-    const json_t *series = json_object_get(params, "series");
-    bool nested = false;
-    int n_variates = 0, n_steps = 0;
-    if (series_shape(series, &nested, &n_variates, &n_steps, err))
-        return -1;
+/* The values array for n_variates x n_steps; an internal error when out of memory. */
+static int alloc_values(proto_forecast_request *out, int n_variates, int n_steps,
+                        proto_error *err) {
     out->values = malloc((size_t)n_variates * (size_t)n_steps * sizeof *out->values);
     if (!out->values) {
         fail(err, "series", "series: out of memory for %d x %d values", n_variates, n_steps);
@@ -173,6 +179,46 @@ static int parse_series(const json_t *params, proto_forecast_request *out, proto
     out->req.n_variates = n_variates;
     out->req.n_steps = n_steps;
     out->req.values = out->values;
+    return 0;
+}
+
+/*
+ * A series the reader decoded typed: every element is a number or null
+ * (NaN) and the shape is regular, so of the generic path's checks only the
+ * element count and the magnitude are left, in the same order.
+ */
+static int parse_typed_series(const proto_number_array *a, proto_forecast_request *out,
+                              proto_error *err) {
+    if (a->n_rows > INT_MAX || a->n_cols > INT_MAX)
+        return fail(err, "series", "series: more than %d variates or steps", INT_MAX);
+    if (alloc_values(out, (int)a->n_rows, (int)a->n_cols, err))
+        return -1;
+    size_t n = a->n_rows * a->n_cols;
+    memcpy(out->values, a->values, n * sizeof *out->values);
+    bool too_big = false;
+    for (size_t i = 0; i < n; i++) /* no early exit: the compiler vectorises this */
+        too_big |= fabs(out->values[i]) > MAX_VALUE_MAGNITUDE;
+    if (!too_big)
+        return 0;
+    size_t i = 0;
+    while (!(fabs(out->values[i]) > MAX_VALUE_MAGNITUDE))
+        i++;
+    char field[64];
+    element_field(field, sizeof field, a->nested ? (int)(i / a->n_cols) : -1, i % a->n_cols);
+    return refuse_magnitude(err, field, out->values[i]);
+}
+
+static int parse_series(const json_t *params, proto_numbers *numbers, proto_forecast_request *out,
+                        proto_error *err) {
+    const json_t *series = json_object_get(params, "series");
+    proto_number_array typed;
+    if (proto_numbers_find(numbers, series, &typed))
+        return parse_typed_series(&typed, out, err);
+    bool nested = false;
+    int n_variates = 0, n_steps = 0;
+    if (series_shape(series, &nested, &n_variates, &n_steps, err) ||
+        alloc_values(out, n_variates, n_steps, err))
+        return -1;
     if (!nested)
         return parse_variate(series, -1, out->values, err);
     for (int v = 0; v < n_variates; v++)
@@ -315,12 +361,17 @@ static int parse_return_samples(const json_t *params, toto_request *req, proto_e
 }
 
 int proto_forecast_parse(const json_t *params, proto_forecast_request *out, proto_error *err) {
+    return proto_forecast_parse_numbers(params, NULL, out, err);
+}
+
+int proto_forecast_parse_numbers(const json_t *params, proto_numbers *numbers,
+                                 proto_forecast_request *out, proto_error *err) {
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
     if (!json_is_object(params))
         return fail(err, "params", "params: must be a JSON object, got %s",
                     params ? json_kind(params) : "nothing");
-    if (check_known_fields(params, err) || parse_series(params, out, err) ||
+    if (check_known_fields(params, err) || parse_series(params, numbers, out, err) ||
         parse_groups(params, out, err) || parse_counts(params, &out->req, err) ||
         parse_quantiles(params, out, err) || parse_return_samples(params, &out->req, err)) {
         proto_forecast_request_free(out);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "json_read.h"
 #include "toto.h"
 
 #ifdef __cplusplus
@@ -41,6 +42,14 @@ typedef struct proto_forecast_request {
 
 /* Parses params (a JSON object). Returns 0, or -1 with err filled. */
 int proto_forecast_parse(const json_t *params, proto_forecast_request *out, proto_error *err);
+
+/*
+ * The same for params read by proto_json_read_numbers(): a "series" that the
+ * reader decoded typed is taken from numbers (which may be NULL), with the
+ * same checks, errors and values as the generic path gives for its text.
+ */
+int proto_forecast_parse_numbers(const json_t *params, proto_numbers *numbers,
+                                 proto_forecast_request *out, proto_error *err);
 void proto_forecast_request_free(proto_forecast_request *req);
 
 /*

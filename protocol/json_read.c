@@ -1,5 +1,6 @@
 /* json_read.c - a strict JSON reader building jansson values (see json_read.h). */
 #include "json_read.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <float.h>
@@ -20,6 +21,7 @@ typedef struct reader {
     const char *start, *p, *end;
     int depth;
     json_error_t *err;
+    proto_numbers **numbers; /* NULL: no typed series (proto_json_read) */
 } reader;
 
 static json_t *read_value(reader *r);
@@ -127,78 +129,75 @@ static char *token_copy(const number_scan *n, char *small, size_t small_len) {
     return s;
 }
 
-static json_t *number_slow(reader *r, const number_scan *n) {
+/* A converted number token: an integer (beyond int64: an error) or a real. */
+typedef struct number_value {
+    bool is_real;
+    json_int_t integer;
+    double real;
+} number_value;
+
+/* strtod/strtoll for what the fast paths cannot convert exactly. */
+static int number_slow(reader *r, const number_scan *n, number_value *out) {
     char small[64];
     char *s = token_copy(n, small, sizeof small);
     if (!s)
-        return fail_at(r, n->begin, "out of memory");
-    json_t *v = NULL;
+        return fail_at(r, n->begin, "out of memory"), -1;
+    int rc = 0;
     errno = 0;
     if (n->is_real) {
-        double d = strtod(s, NULL);
-        if (errno == ERANGE && isinf(d))
+        out->real = strtod(s, NULL);
+        if (errno == ERANGE && isinf(out->real)) {
             fail_at(r, n->begin, "real number overflow");
-        else if (!(v = json_real(d)))
-            fail_at(r, n->begin, "out of memory");
+            rc = -1;
+        }
     } else {
-        long long i = strtoll(s, NULL, 10);
-        if (errno == ERANGE)
+        out->integer = (json_int_t)strtoll(s, NULL, 10);
+        if (errno == ERANGE) {
             fail_at(r, n->begin, "integer out of range (beyond 64 bits)");
-        else if (!(v = json_integer((json_int_t)i)))
-            fail_at(r, n->begin, "out of memory");
+            rc = -1;
+        }
     }
     if (s != small)
         free(s);
-    return v;
+    return rc;
+}
+
+/*
+ * The value of a scanned token. The one conversion for both the generic
+ * reader (json_integer / json_real) and the typed series reader (a double),
+ * so that both get the same bits.
+ */
+static int convert_number(reader *r, const number_scan *n, number_value *out) {
+    *out = (number_value){.is_real = n->is_real};
+    if (!n->is_real && n->digits <= 18) { /* below 10^18: fits int64 either sign */
+        json_int_t i = (json_int_t)n->significand;
+        out->integer = n->negative ? -i : i;
+    } else if (n->is_real && n->significand <= (UINT64_C(1) << 53) && n->digits <= 19 &&
+               n->exponent >= -22 && n->exponent <= 22) {
+        double d = (double)n->significand; /* exact: at most 2^53 */
+        d = n->exponent < 0 ? d / kPow10[-n->exponent] : d * kPow10[n->exponent];
+        out->real = n->negative ? -d : d;
+    } else {
+        return number_slow(r, n, out);
+    }
+    return 0;
+}
+
+/* What json_number_value() gives for the value jansson would build. */
+static double number_as_double(const number_value *v) {
+    return v->is_real ? v->real : (double)v->integer;
 }
 
 static json_t *read_number(reader *r) {
     number_scan n;
-    if (scan_number(r, &n))
+    number_value value;
+    if (scan_number(r, &n) || convert_number(r, &n, &value))
         return NULL;
-    json_t *v;
-    if (!n.is_real && n.digits <= 18) { /* below 10^18: fits int64 either sign */
-        json_int_t i = (json_int_t)n.significand;
-        v = json_integer(n.negative ? -i : i);
-    } else if (n.is_real && n.significand <= (UINT64_C(1) << 53) && n.digits <= 19 &&
-               n.exponent >= -22 && n.exponent <= 22) {
-        double d = (double)n.significand; /* exact: at most 2^53 */
-        d = n.exponent < 0 ? d / kPow10[-n.exponent] : d * kPow10[n.exponent];
-        v = json_real(n.negative ? -d : d);
-    } else {
-        return number_slow(r, &n);
-    }
+    json_t *v = value.is_real ? json_real(value.real) : json_integer(value.integer);
     return v ? v : fail_at(r, n.begin, "out of memory");
 }
 
 /* ---- strings ---- */
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0: no overlongs, surrogates or > U+10FFFF. */
-static int utf8_length(const unsigned char *s, const unsigned char *end) {
-    unsigned c = s[0];
-    int len;
-    unsigned lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else
-        return 0;
-    if (end - s < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (int i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
 
 static int hex4(const char *p, const char *end) {
     if (end - p < 4)
@@ -304,7 +303,7 @@ static int read_string(reader *r, const char **s, size_t *len, char **owned) {
             escapes = true;
             p += p + 1 < end ? 2 : 1; /* an escaped '"' does not close the string */
         } else {
-            int n = utf8_length(p, end);
+            int n = proto_utf8_length(p, end);
             if (!n)
                 return fail_at(r, (const char *)p, "invalid UTF-8 in string"), -1;
             p += n;
@@ -382,6 +381,173 @@ static json_t *read_array(reader *r) {
     return a;
 }
 
+/* ---- typed series (see json_read.h) ---- */
+
+typedef struct numbers_entry {
+    json_t *placeholder; /* a reference: its address stays unique while we live */
+    proto_number_array array;
+} numbers_entry;
+
+struct proto_numbers {
+    numbers_entry *entries;
+    size_t n, cap;
+    size_t cursor; /* where the last find ended: batch members are looked up in order */
+};
+
+/* A growing array of doubles. */
+typedef struct double_buf {
+    double *v;
+    size_t n, cap;
+} double_buf;
+
+static int double_buf_push(double_buf *b, double x) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        double *v = realloc(b->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = x;
+    return 0;
+}
+
+/* One element: a number, converted as read_number() converts it, or null (NaN). */
+static int read_typed_element(reader *r, double_buf *b) {
+    if (r->p < r->end && *r->p == 'n') {
+        if (r->end - r->p < 4 || memcmp(r->p, "null", 4))
+            return -1;
+        r->p += 4;
+        return double_buf_push(b, NAN);
+    }
+    number_scan n;
+    number_value value;
+    if (scan_number(r, &n) || convert_number(r, &n, &value))
+        return -1;
+    return double_buf_push(b, number_as_double(&value));
+}
+
+/* A non-empty [e, e, ...] at r->p (at its '['): appends its elements, counts them. */
+static int read_typed_row(reader *r, double_buf *b, size_t *count) {
+    size_t first = b->n;
+    r->p++;
+    skip_space(r);
+    int more = 1;
+    while (more > 0)
+        more = read_typed_element(r, b) ? -1 : next_item(r, ']', "array");
+    *count = b->n - first;
+    return more;
+}
+
+/* [[e, ...], ...] at r->p: non-empty rows of one length. */
+static int read_typed_rows(reader *r, double_buf *b, proto_number_array *a) {
+    r->p++;
+    skip_space(r);
+    int more = 1;
+    while (more > 0) {
+        size_t count;
+        if (r->p >= r->end || *r->p != '[' || read_typed_row(r, b, &count))
+            return -1;
+        if (a->n_rows++ > 0 && count != a->n_cols)
+            return -1;
+        a->n_cols = count;
+        more = next_item(r, ']', "array");
+    }
+    return more;
+}
+
+/*
+ * Reads the array at r->p typed into *a (values malloc'd). -1 when it is not
+ * of a typed shape or has any problem: then nothing was reported, r->p is back
+ * at the array and the generic reader reads it (and reports what it finds).
+ */
+static int read_typed(reader *r, proto_number_array *a) {
+    const char *start = r->p;
+    json_error_t *err = r->err;
+    double_buf b = {0};
+    /* The array, its rows and their elements count towards the depth as values. */
+    if (r->depth + 3 > JSON_PARSER_MAX_DEPTH)
+        return -1;
+    *a = (proto_number_array){0};
+    r->err = NULL; /* a failed attempt reports nothing */
+    const char *q = start + 1;
+    while (q < r->end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
+        q++;
+    a->nested = q < r->end && *q == '[';
+    int rc = a->nested ? read_typed_rows(r, &b, a) : read_typed_row(r, &b, &a->n_cols);
+    if (!a->nested)
+        a->n_rows = 1;
+    r->err = err;
+    if (rc || b.n == 0) {
+        free(b.v);
+        r->p = start;
+        return -1;
+    }
+    a->values = b.v;
+    return 0;
+}
+
+/* Registers a typed series; returns its placeholder, or NULL when out of memory. */
+static json_t *add_numbers(reader *r, proto_number_array *a) {
+    proto_numbers *nums = *r->numbers;
+    if (!nums && !(nums = *r->numbers = calloc(1, sizeof *nums)))
+        return NULL;
+    if (nums->n == nums->cap) {
+        size_t cap = nums->cap ? 2 * nums->cap : 4;
+        numbers_entry *e = realloc(nums->entries, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        nums->entries = e;
+        nums->cap = cap;
+    }
+    json_t *placeholder = json_array();
+    if (!placeholder)
+        return NULL;
+    nums->entries[nums->n++] = (numbers_entry){json_incref(placeholder), *a};
+    return placeholder;
+}
+
+/* The value of a "series" member: typed when it can be, else as any other value. */
+static json_t *read_series(reader *r) {
+    proto_number_array a;
+    if (r->p >= r->end || *r->p != '[' || read_typed(r, &a))
+        return read_value(r);
+    json_t *placeholder = add_numbers(r, &a);
+    if (!placeholder) {
+        free((double *)a.values);
+        return fail_at(r, r->p, "out of memory");
+    }
+    return placeholder;
+}
+
+bool proto_numbers_find(proto_numbers *numbers, const json_t *array, proto_number_array *out) {
+    if (!numbers || !array)
+        return false;
+    for (size_t k = 0; k < numbers->n; k++) {
+        size_t i = (numbers->cursor + k) % numbers->n;
+        if (numbers->entries[i].placeholder == array) {
+            numbers->cursor = i + 1;
+            *out = numbers->entries[i].array;
+            return true;
+        }
+    }
+    return false;
+}
+
+void proto_numbers_free(proto_numbers *numbers) {
+    if (!numbers)
+        return;
+    for (size_t i = 0; i < numbers->n; i++) {
+        json_decref(numbers->entries[i].placeholder);
+        free((double *)numbers->entries[i].array.values);
+    }
+    free(numbers->entries);
+    free(numbers);
+}
+
+/* ---- objects ---- */
+
 static int read_member(reader *r, json_t *o) {
     if (r->p >= r->end || *r->p != '"')
         return fail_at(r, r->p, "expected a string key in object"), -1;
@@ -397,7 +563,8 @@ static int read_member(reader *r, json_t *o) {
     } else {
         r->p++;
         skip_space(r);
-        json_t *v = read_value(r);
+        bool series = r->numbers && key_len == 6 && !memcmp(key, "series", 6);
+        json_t *v = series ? read_series(r) : read_value(r);
         /* setn_new steals v even on failure; a later duplicate replaces the earlier value. */
         if (v && json_object_setn_new_nocheck(o, key, key_len, v))
             fail_at(r, r->p, "out of memory");
@@ -470,16 +637,32 @@ static json_t *read_value(reader *r) {
     return v;
 }
 
-json_t *proto_json_read(const char *text, size_t len, json_error_t *err) {
-    reader r = {.start = text, .p = text, .end = text + len, .err = err};
-    skip_space(&r);
-    json_t *v = read_value(&r);
+static json_t *read_document(reader *r) {
+    skip_space(r);
+    json_t *v = read_value(r);
     if (!v)
         return NULL;
-    skip_space(&r);
-    if (r.p != r.end) {
+    skip_space(r);
+    if (r->p != r->end) {
         json_decref(v);
-        return fail_at(&r, r.p, "unexpected text after the JSON value");
+        return fail_at(r, r->p, "unexpected text after the JSON value");
+    }
+    return v;
+}
+
+json_t *proto_json_read(const char *text, size_t len, json_error_t *err) {
+    reader r = {.start = text, .p = text, .end = text + len, .err = err};
+    return read_document(&r);
+}
+
+json_t *proto_json_read_numbers(const char *text, size_t len, json_error_t *err,
+                                proto_numbers **numbers) {
+    *numbers = NULL;
+    reader r = {.start = text, .p = text, .end = text + len, .err = err, .numbers = numbers};
+    json_t *v = read_document(&r);
+    if (!v) {
+        proto_numbers_free(*numbers);
+        *numbers = NULL;
     }
     return v;
 }

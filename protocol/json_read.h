@@ -26,6 +26,7 @@
 #ifndef TOTO_JSON_READ_H
 #define TOTO_JSON_READ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -36,6 +37,47 @@ extern "C" {
 
 /* Parses text[0..len). Returns a new reference, or NULL with err filled (err may be NULL). */
 json_t *proto_json_read(const char *text, size_t len, json_error_t *err);
+
+/*
+ * Typed series: a forecast's "series" is nearly all of a request, and a
+ * json_real per number (a malloc, then a free) cost more than converting it.
+ * proto_json_read_numbers() reads like proto_json_read() - it accepts and
+ * refuses exactly the same texts, with the same error - but the value of a
+ * member named "series" that is
+ *
+ *   - a flat array of one or more numbers or nulls, or
+ *   - an array of one or more such arrays, all of the same length,
+ *
+ * is converted straight into doubles (null: NaN; integers as (double) of the
+ * json_integer, so every value has the bits json_number_value() would give)
+ * and left in the tree as an empty array, a placeholder whose numbers
+ * proto_numbers_find() returns. Any other "series" (another shape, another
+ * element, an error inside) is read the generic way, so that whoever checks
+ * it (proto_forecast_parse_numbers) sees it, and reports it, as before.
+ * Consumers of such a tree must look "series" up with proto_numbers_find();
+ * nothing but the forecast codec reads that member.
+ */
+typedef struct proto_numbers proto_numbers;
+
+/* One typed series: n_rows x n_cols values, row-major (a flat one: one row). */
+typedef struct proto_number_array {
+    const double *values;
+    size_t n_rows, n_cols; /* each at least 1 */
+    bool nested;           /* written [[...], ...] (else [...]: n_rows is 1) */
+} proto_number_array;
+
+/*
+ * As proto_json_read(); *numbers receives the typed series (NULL when there
+ * are none, or on error). Free it with proto_numbers_free(), before or after
+ * the document.
+ */
+json_t *proto_json_read_numbers(const char *text, size_t len, json_error_t *err,
+                                proto_numbers **numbers);
+
+/* The numbers of array when it is a placeholder of numbers (which may be NULL). */
+bool proto_numbers_find(proto_numbers *numbers, const json_t *array, proto_number_array *out);
+
+void proto_numbers_free(proto_numbers *numbers);
 
 #ifdef __cplusplus
 }

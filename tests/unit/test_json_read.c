@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_random.h"
 #include "json_read.h"
 #include "json_same.h"
 #include "tap.h"
@@ -137,43 +138,6 @@ static const char *const kInvalid[] = {
 static void test_corpus(void) {
     check_all(kValid, sizeof kValid / sizeof *kValid, 1, "valid corpus");
     check_all(kInvalid, sizeof kInvalid / sizeof *kInvalid, 0, "invalid corpus");
-}
-
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* A random number token in one of the shapes clients write. */
-static void random_number(uint64_t *s, char *out, size_t cap) {
-    uint64_t bits = rng_next(s);
-    double d;
-    memcpy(&d, &bits, sizeof d);
-    if (!isfinite(d))
-        d = (double)(int64_t)bits;
-    switch (rng_next(s) % 6) {
-    case 0:
-        snprintf(out, cap, "%.17g", d);
-        break;
-    case 1:
-        snprintf(out, cap, "%.9g", (double)(float)((int64_t)(bits % 2000001) - 1000000) / 997.0);
-        break;
-    case 2:
-        snprintf(out, cap, "%.3e", d);
-        break;
-    case 3:
-        snprintf(out, cap, "%.6f", (double)((int64_t)(bits % 20000001) - 10000000) / 1000.0);
-        break;
-    case 4:
-        snprintf(out, cap, "%llde%d", (long long)(bits % 100000000000000000ULL),
-                 (int)(rng_next(s) % 60) - 30);
-        break;
-    default:
-        snprintf(out, cap, "%.*g", (int)(rng_next(s) % 20) + 1, d);
-        break;
-    }
 }
 
 static void test_numbers(void) {
