@@ -42,7 +42,7 @@ void job_fail(job *j, int code, const char *message, json_t *data) {
                             : rpc_error_text(j->id, code, message, data));
 }
 
-void job_succeed(job *j, json_t *result) {
+void job_succeed(job *j, char *text) {
     j->error_code = 0;
-    set_response(j, j->bare ? rpc_bare_result_text(result) : rpc_result_text(j->id, result));
+    set_response(j, text);
 }

@@ -44,8 +44,8 @@ void job_free(job *j);
 
 /* Sets the answer to an error; takes data (may be NULL). */
 void job_fail(job *j, int code, const char *message, json_t *data);
-/* Sets the answer to a result; takes result. */
-void job_succeed(job *j, json_t *result);
+/* Sets the answer to a result's text (rpc_forecast_result_text()); takes text. */
+void job_succeed(job *j, char *text);
 
 /* Milliseconds between two uv_hrtime() readings. */
 static inline double job_ms(uint64_t from_ns, uint64_t to_ns) {

@@ -71,6 +71,41 @@ char *rpc_error_text(const json_t *id, int code, const char *message, json_t *da
                           error));
 }
 
+/* "timing" and "series_id", as the worker used to add them to the result object. */
+static void write_timing(proto_text *t, const rpc_timing *timing, const json_t *series_id) {
+    proto_text_literal(t, ",\"timing\":{\"queue_ms\":");
+    proto_text_real(t, timing->queue_ms);
+    proto_text_literal(t, ",\"batch_size\":");
+    proto_text_integer(t, timing->batch_size);
+    proto_text_literal(t, ",\"model_ms\":");
+    proto_text_real(t, timing->model_ms);
+    proto_text_literal(t, "}");
+    if (series_id) {
+        proto_text_literal(t, ",\"series_id\":");
+        proto_text_value(t, series_id);
+    }
+}
+
+char *rpc_forecast_result_text(const json_t *id, bool bare, const toto_request *req,
+                               const toto_result *res, const toto_model_info *info,
+                               const rpc_timing *timing, const json_t *series_id) {
+    proto_text t;
+    proto_text_init(&t);
+    if (!bare) {
+        proto_text_literal(&t, "{\"jsonrpc\":\"2.0\",\"id\":");
+        proto_text_value(&t, id ? id : json_null());
+        proto_text_literal(&t, ",\"result\":");
+    }
+    proto_text_literal(&t, "{");
+    if (proto_forecast_result_write(&t, req, res, info)) {
+        proto_text_free(&t);
+        return NULL;
+    }
+    write_timing(&t, timing, series_id);
+    proto_text_literal(&t, bare ? "}" : "}}");
+    return proto_text_finish(&t, NULL);
+}
+
 char *rpc_bare_result_text(json_t *result) {
     return dump(result);
 }

@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "toto.h"
+
 /* The daemon's own error codes (protocol/PROTOCOL.md, "Daemon"). */
 enum {
     RPC_OVERLOADED = -32000,        /* queue, in-flight or connection limit reached */
@@ -42,6 +44,26 @@ char *rpc_error_text(const json_t *id, int code, const char *message, json_t *da
  * itself, or {"error":{code,message[,data]}}. Take result / data. */
 char *rpc_bare_result_text(json_t *result);
 char *rpc_bare_error_text(int code, const char *message, json_t *data);
+
+/* What the worker measured for a forecast: its "timing" member. */
+typedef struct rpc_timing {
+    double queue_ms;
+    int batch_size;
+    double model_ms;
+} rpc_timing;
+
+/*
+ * A forecast's result as its answer: {"jsonrpc":"2.0","id":id,"result":R}, or
+ * R alone when bare (HTTP), where R is the codec's result object followed by
+ * "timing" and, when not NULL, "series_id". Written straight as text
+ * (protocol/json_write.h), byte for byte what rpc_result_text() /
+ * rpc_bare_result_text() make of the same values built as jansson objects
+ * (tests/unit/test_json_write.c). NULL when out of memory or res is
+ * incomplete.
+ */
+char *rpc_forecast_result_text(const json_t *id, bool bare, const toto_request *req,
+                               const toto_result *res, const toto_model_info *info,
+                               const rpc_timing *timing, const json_t *series_id);
 
 /* A fixed answer for when building one failed (out of memory). Not to be freed. */
 extern const char rpc_oom_text[];

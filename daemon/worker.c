@@ -44,18 +44,6 @@ int worker_warm(worker *w, double *ms, char *err, size_t err_len) {
     return rc == TOTO_OK ? 0 : -1;
 }
 
-/* {"queue_ms", "batch_size", "model_ms"} and series_id into result. */
-static int add_timing(json_t *result, const job *j) {
-    json_t *timing =
-        json_pack("{s:f, s:i, s:f}", "queue_ms", job_ms(j->received_ns, j->started_ns),
-                  "batch_size", j->batch_size, "model_ms", job_ms(j->started_ns, j->finished_ns));
-    if (json_object_set_new(result, "timing", timing))
-        return -1;
-    if (j->series_id && json_object_set(result, "series_id", j->series_id))
-        return -1;
-    return 0;
-}
-
 static void answer_job(worker *w, job *j, const toto_result *res) {
     if (res->status != TOTO_OK) {
         proto_error perr;
@@ -69,13 +57,16 @@ static void answer_job(worker *w, job *j, const toto_result *res) {
                  invalid && perr.field[0] ? json_pack("{s:s}", "field", perr.field) : NULL);
         return;
     }
-    json_t *result = proto_forecast_result_encode(&j->req.req, res, &w->info);
-    if (!result || add_timing(result, j)) {
-        json_decref(result);
+    rpc_timing timing = {.queue_ms = job_ms(j->received_ns, j->started_ns),
+                         .batch_size = j->batch_size,
+                         .model_ms = job_ms(j->started_ns, j->finished_ns)};
+    char *text =
+        rpc_forecast_result_text(j->id, j->bare, &j->req.req, res, &w->info, &timing, j->series_id);
+    if (!text) {
         job_fail(j, RPC_MODEL_ERROR, "cannot encode the result (out of memory?)", NULL);
         return;
     }
-    job_succeed(j, result);
+    job_succeed(j, text);
 }
 
 static void record_batch(worker *w, int n, bool failed) {

@@ -493,6 +493,102 @@ json_t *proto_forecast_result_encode(const toto_request *req, const toto_result 
     return obj;
 }
 
+/* ---- result as text ---------------------------------------------------- */
+
+/* What encode_vector() gives, dumped: [x, ...] with null for a non-finite x. */
+static void write_vector(proto_text *t, const double *x, int n) {
+    proto_text_literal(t, "[");
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            proto_text_literal(t, ",");
+        proto_text_real(t, x[i]);
+    }
+    proto_text_literal(t, "]");
+}
+
+static void write_matrix(proto_text *t, const double *x, int rows, int cols) {
+    proto_text_literal(t, "[");
+    for (int r = 0; r < rows; r++) {
+        if (r > 0)
+            proto_text_literal(t, ",");
+        write_vector(t, x + (size_t)r * cols, cols);
+    }
+    proto_text_literal(t, "]");
+}
+
+static void write_stack(proto_text *t, const double *x, int n, int rows, int cols) {
+    size_t stride = (size_t)rows * cols;
+    proto_text_literal(t, "[");
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            proto_text_literal(t, ",");
+        write_matrix(t, x + i * stride, rows, cols);
+    }
+    proto_text_literal(t, "]");
+}
+
+/* A member "key": as json_dumps writes it (keys here need no escapes). */
+static void write_key(proto_text *t, const char *key, bool first) {
+    if (!first)
+        proto_text_literal(t, ",");
+    proto_text_raw(t, "\"", 1);
+    proto_text_raw(t, key, strlen(key));
+    proto_text_literal(t, "\":");
+}
+
+static void write_model(proto_text *t, const toto_model_info *info) {
+    const char *names[] = {"name", "device", "dtype", "path"};
+    const char *values[] = {info->name, info->device, info->dtype, info->path};
+    proto_text_literal(t, "{");
+    for (int i = 0; i < 4; i++) {
+        write_key(t, names[i], i == 0);
+        proto_text_string(t, values[i], strlen(values[i]));
+    }
+    write_key(t, "num_params", false);
+    proto_text_integer(t, (json_int_t)info->num_params);
+    proto_text_literal(t, "}");
+}
+
+/* Room for every number of the result at once, so that writing them never reallocates. */
+static void reserve_numbers(proto_text *t, const toto_result *res) {
+    size_t matrix = (size_t)res->n_variates * (size_t)res->prediction_length;
+    size_t n = 2 * matrix + (size_t)res->n_quantiles * (matrix + 1);
+    if (res->samples)
+        n += (size_t)res->num_samples * matrix;
+    proto_text_reserve(t, n * (PROTO_TEXT_REAL_MAX + 1) + 1024);
+}
+
+int proto_forecast_result_write(proto_text *t, const toto_request *req, const toto_result *res,
+                                const toto_model_info *info) {
+    if (!req || !res || !info || !result_is_complete(req, res))
+        return -1;
+    int rows = res->n_variates, cols = res->prediction_length;
+    reserve_numbers(t, res);
+    write_key(t, "mean", true);
+    write_matrix(t, res->mean, rows, cols);
+    write_key(t, "median", false);
+    if (res->median)
+        write_matrix(t, res->median, rows, cols);
+    else
+        proto_text_literal(t, "null");
+    if (res->n_quantiles > 0) {
+        write_key(t, "quantiles", false);
+        proto_text_literal(t, "{");
+        write_key(t, "levels", true);
+        write_vector(t, req->quantile_levels, req->n_quantiles);
+        write_key(t, "values", false);
+        write_stack(t, res->quantiles, res->n_quantiles, rows, cols);
+        proto_text_literal(t, "}");
+    }
+    if (res->samples) {
+        write_key(t, "samples", false);
+        write_stack(t, res->samples, res->num_samples, rows, cols);
+    }
+    write_key(t, "model", false);
+    write_model(t, info);
+    return t->failed ? -1 : 0;
+}
+
 /* ---- errors ---------------------------------------------------------- */
 
 json_t *proto_error_encode(const proto_error *err) {

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "json_read.h"
+#include "json_write.h"
 #include "toto.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,16 @@ void proto_forecast_request_free(proto_forecast_request *req);
  */
 json_t *proto_forecast_result_encode(const toto_request *req, const toto_result *res,
                                      const toto_model_info *info);
+
+/*
+ * The same result written as text: the members of the object that
+ * json_dumps(proto_forecast_result_encode(...), PROTO_JSON_FLAGS |
+ * JSON_PRESERVE_ORDER) gives, byte for byte, without its braces ("mean":...,
+ * ...,"model":{...}), so that the caller can add its own members after them.
+ * -1 (t failed, or res incomplete as above) when encode would give NULL.
+ */
+int proto_forecast_result_write(proto_text *t, const toto_request *req, const toto_result *res,
+                                const toto_model_info *info);
 
 /* Encodes a JSON-RPC error object {"code", "message", "data": {"field"}}. */
 json_t *proto_error_encode(const proto_error *err);
