@@ -123,6 +123,40 @@ static void test_reals(void) {
               4 * rounds);
 }
 
+static double from_bits(uint64_t bits) {
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+/*
+ * Where the exact formatter could go wrong: every binary exponent (both
+ * sides of the edges of its range, which hands the rest to printf) with
+ * full, sparse and random significands; halfway cases, where 17 digits
+ * round half to even (an odd significand over 2^k ends in 5); integers of
+ * more than 17 digits.
+ */
+static void test_real_ranges(void) {
+    uint64_t s = 0x5851F42D4C957F2Du;
+    int bad = 0, n = 0;
+    for (uint64_t biased = 0; biased < 2047; biased++)
+        for (int k = 0; k < 40; k++, n++) {
+            uint64_t m = rng_next(&s) & ((UINT64_C(1) << 52) - 1);
+            if (k < 8) /* zero, one, all ones, sparse */
+                m = k == 0 ? 0 : k == 1 ? 1 : k == 2 ? (UINT64_C(1) << 52) - 1 : m & (m >> 7);
+            check_real(from_bits((k % 2 ? UINT64_C(1) << 63 : 0) | biased << 52 | m), &bad);
+        }
+    tap_check(bad == 0, "%d reals over every binary exponent as jansson", n);
+
+    bad = n = 0;
+    for (int i = 0; i < 100000; i++, n += 2) {
+        uint64_t m = (rng_next(&s) | UINT64_C(1)) & ((UINT64_C(1) << 53) - 1);
+        check_real(ldexp((double)m, -1 - (int)(rng_next(&s) % 12)), &bad);
+        check_real(ldexp((double)m, (int)(rng_next(&s) % 24)), &bad);
+    }
+    tap_check(bad == 0, "%d halfway cases and long integers rounded half to even, as jansson", n);
+}
+
 static void check_integer(json_int_t i, int *bad) {
     proto_text t = {0};
     proto_text_integer(&t, i);
@@ -424,6 +458,7 @@ static void test_seed_answer(void) {
 
 int main(void) {
     test_reals();
+    test_real_ranges();
     test_integers();
     test_strings();
     test_values();
