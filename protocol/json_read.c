@@ -66,18 +66,35 @@ typedef struct number_scan {
     int64_t exponent;     /* the decimal exponent of significand (saturated) */
 } number_scan;
 
-static void take_digit(number_scan *n, char c, bool fraction) {
-    if (n->significand == 0 && c == '0') { /* leading zeros are not significant */
-        n->exponent -= fraction;
-        return;
+/*
+ * Takes the digit run [p, q) of the integer part (fraction false) or of the
+ * fraction: leading zeros are not significant, the first 19 significant
+ * digits are kept, and an integer digit beyond them scales what was kept. A
+ * run at a time, in tight loops: these are most of a forecast request.
+ */
+static void take_digits(number_scan *n, const char *p, const char *q, bool fraction) {
+    if (n->significand == 0) {
+        const char *zeros = p;
+        while (p < q && *p == '0')
+            p++;
+        if (fraction)
+            n->exponent -= p - zeros;
     }
-    if (n->digits < 19) {
-        n->significand = n->significand * 10 + (uint64_t)(c - '0');
-        n->exponent -= fraction;
-    } else {
-        n->exponent += !fraction; /* an integer digit beyond 19 scales what was kept */
-    }
-    n->digits++;
+    ptrdiff_t room = n->digits < 19 ? 19 - n->digits : 0;
+    const char *kept = q - p < room ? q : p + room;
+    if (fraction)
+        n->exponent -= kept - p;
+    else
+        n->exponent += q - kept;
+    n->digits += (int)(q - p);
+    for (; p < kept; p++)
+        n->significand = n->significand * 10 + (uint64_t)(*p - '0');
+}
+
+static const char *digits_end(const char *p, const char *end) {
+    while (p < end && is_digit(*p))
+        p++;
+    return p;
 }
 
 /* Scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at r->p. */
@@ -92,14 +109,16 @@ static int scan_number(reader *r, number_scan *n) {
         return fail_at(r, p, "invalid number: a digit must follow '-'"), -1;
     if (*p == '0' && p + 1 < end && is_digit(p[1]))
         return fail_at(r, p, "invalid number: leading zero"), -1;
-    while (p < end && is_digit(*p))
-        take_digit(n, *p++, false);
+    const char *run = p;
+    p = digits_end(p, end);
+    take_digits(n, run, p, false);
     if (p < end && *p == '.') {
         n->is_real = true;
         if (++p >= end || !is_digit(*p))
             return fail_at(r, p, "invalid number: a digit must follow '.'"), -1;
-        while (p < end && is_digit(*p))
-            take_digit(n, *p++, true);
+        run = p;
+        p = digits_end(p, end);
+        take_digits(n, run, p, true);
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         n->is_real = true;
