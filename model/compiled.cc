@@ -80,6 +80,7 @@ void CompiledContext::plan_and_warm() {
     const toto_config &cfg = net_->config();
     const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
     const auto opts = torch::TensorOptions().dtype(opt_.compute_dtype).device(net_->device());
+    const auto in_opts = opts.dtype(net_->input_dtype());
     int64_t n_time = 0;
     for (bool space : layer_is_space(cfg))
         n_time += !space;
@@ -105,7 +106,7 @@ void CompiledContext::plan_and_warm() {
                 b->V = V;
                 b->B = B;
                 b->S = S;
-                b->z = torch::zeros({B, V, S, P}, opts);
+                b->z = torch::zeros({B, V, S, P}, in_opts);
                 auto ids_opts = torch::TensorOptions().dtype(torch::kInt64).device(net_->device());
                 // Padded variates each get a group of their own, out of reach of int32 ids.
                 b->sentinel_ids = torch::arange(V, ids_opts)
@@ -212,8 +213,10 @@ ContextOut CompiledContext::run_exact(const torch::Tensor &z, const torch::Tenso
     if (want_cache)
         for (bool space : layer_is_space(cfg))
             if (!space) {
-                keys.push_back(torch::empty({B * V, nh, S, d}, z.options()));
-                values.push_back(torch::empty({B * V, nh, S, d}, z.options()));
+                keys.push_back(
+                    torch::empty({B * V, nh, S, d}, z.options().dtype(opt_.compute_dtype)));
+                values.push_back(
+                    torch::empty({B * V, nh, S, d}, z.options().dtype(opt_.compute_dtype)));
             }
     auto hidden =
         net_->backbone_static(z, ids, net_->positions(0, S, S), want_cache ? &keys : nullptr,
@@ -227,7 +230,7 @@ ContextOut CompiledContext::run_exact(const torch::Tensor &z, const torch::Tenso
 
 bool CompiledContext::run(const torch::Tensor &zin, const torch::Tensor &ids, bool want_cache,
                           ContextOut *out) {
-    auto z = zin.to(opt_.compute_dtype);
+    auto z = zin.to(net_->input_dtype());
     if (!opt_.graphs) {
         *out = run_exact(z, ids, want_cache);
         runs_++;

@@ -89,7 +89,7 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
     c.hist_x = torch::cat(xs).to(net.device());
     c.hist_w = torch::cat(ws).to(net.device());
     auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
-    auto z = scale_patches(c.hist_x, mean, scale, V, P, net.dtype());
+    auto z = scale_patches(c.hist_x, mean, scale, V, P, net.input_dtype());
     c.cache = net.make_cache();
     ContextOut out;
     if (opt.compiled && opt.use_kv_cache && opt.compiled->run(z, c.ids, will_decode, &out)) {
@@ -147,14 +147,14 @@ void advance(const Network &net, const DecodeOptions &opt, Paths &p, const torch
     torch::Tensor z, mean, scale;
     if (opt.use_kv_cache) {
         std::tie(mean, scale) = p.scaler.extend(xn);
-        z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), p.V, P, net.dtype());
+        z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), p.V, P, net.input_dtype());
         auto hidden = net.backbone(z, p.ids, &p.cache);
         p.head = net.head(hidden.select(2, 0));
     } else {
         p.hist_x = torch::cat({p.hist_x, xn}, 1);
         p.hist_w = torch::cat({p.hist_w, torch::ones_like(xn)}, 1);
         std::tie(mean, scale) = p.scaler.recompute(p.hist_x, p.hist_w, p.prefix);
-        z = scale_patches(p.hist_x, mean, scale, p.V, P, net.dtype());
+        z = scale_patches(p.hist_x, mean, scale, p.V, P, net.input_dtype());
         auto hidden = net.backbone(z, p.ids, nullptr);
         p.head = net.head(hidden.select(2, z.size(2) - 1));
         mean = mean.select(1, mean.size(1) - 1);

@@ -118,6 +118,13 @@ class Network {
     torch::ScalarType dtype() const {
         return dtype_;
     }
+    // The patch embedding's precision: the scaled inputs reach far outside
+    // the unit range (left padding scales to -mean/scale), so a bfloat16
+    // network embeds them in float32 (Weights::patch_w) and continues in its
+    // own dtype.
+    torch::ScalarType input_dtype() const {
+        return w_.patch_w.scalar_type();
+    }
     int64_t num_params() const {
         return w_.num_params;
     }

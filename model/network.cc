@@ -72,7 +72,7 @@ torch::Tensor Network::mlp(const LayerWeights &L, const torch::Tensor &x) const 
 }
 
 torch::Tensor Network::embed(const torch::Tensor &patches) const {
-    return torch::linear(patches, w_.patch_w, w_.patch_b);
+    return torch::linear(patches, w_.patch_w, w_.patch_b).to(dtype_);
 }
 
 // Rotary tables for positions offset..offset+n-1, shared by every TIME layer

@@ -111,10 +111,11 @@ open_compiled(const std::string &file, const toto_config &cfg, const toto_model_
     if (p.compile_budget > 0)
         o.budget = p.compile_budget;
     toto::Weights w = cdt == dtype ? eager_w : toto::load_weights(file, cfg, device, cdt);
+    if (cdt == torch::kBFloat16) { // see Network::input_dtype()
+        w.patch_w = eager_w.patch_w.to(torch::kFloat32);
+        w.patch_b = eager_w.patch_b.to(torch::kFloat32);
+    }
     auto net = std::make_unique<toto::Network>(cfg, std::move(w), device, cdt);
-    // TF32 for the float32 compiled path on a GPU, as the Python setup allows.
-    if (device.is_cuda() && cdt == torch::kFloat32)
-        at::globalContext().setAllowTF32CuBLAS(true);
     return std::make_unique<toto::CompiledContext>(std::move(net), o);
 }
 
