@@ -448,9 +448,14 @@ static json_t *encode_quantiles(const toto_request *req, const toto_result *res)
     return obj;
 }
 
-static json_t *encode_model(const toto_model_info *info) {
+/* The path that computed this result (the model's current one if it says none). */
+static const char *path_of(const toto_result *res, const toto_model_info *info) {
+    return res->path[0] ? res->path : info->path;
+}
+
+static json_t *encode_model(const toto_model_info *info, const toto_result *res) {
     return json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", info->name, "device", info->device,
-                     "dtype", info->dtype, "path", info->path, "num_params",
+                     "dtype", info->dtype, "path", path_of(res, info), "num_params",
                      (json_int_t)info->num_params);
 }
 
@@ -486,7 +491,7 @@ json_t *proto_forecast_result_encode(const toto_request *req, const toto_result 
     if (json_object_set_new(obj, "mean", encode_matrix(res->mean, rows, cols)) ||
         json_object_set_new(obj, "median",
                             res->median ? encode_matrix(res->median, rows, cols) : json_null()) ||
-        add_optional(obj, req, res) || json_object_set_new(obj, "model", encode_model(info))) {
+        add_optional(obj, req, res) || json_object_set_new(obj, "model", encode_model(info, res))) {
         json_decref(obj);
         return NULL;
     }
@@ -536,9 +541,9 @@ static void write_key(proto_text *t, const char *key, bool first) {
     proto_text_literal(t, "\":");
 }
 
-static void write_model(proto_text *t, const toto_model_info *info) {
+static void write_model(proto_text *t, const toto_model_info *info, const toto_result *res) {
     const char *names[] = {"name", "device", "dtype", "path"};
-    const char *values[] = {info->name, info->device, info->dtype, info->path};
+    const char *values[] = {info->name, info->device, info->dtype, path_of(res, info)};
     proto_text_literal(t, "{");
     for (int i = 0; i < 4; i++) {
         write_key(t, names[i], i == 0);
@@ -585,7 +590,7 @@ int proto_forecast_result_write(proto_text *t, const toto_request *req, const to
         write_stack(t, res->samples, res->num_samples, rows, cols);
     }
     write_key(t, "model", false);
-    write_model(t, info);
+    write_model(t, info, res);
     return t->failed ? -1 : 0;
 }
 

@@ -34,6 +34,8 @@ def methods(d):
            and t.get("batch_size", 0) >= 1 and t.get("queue_ms", -1) >= 0
            and t.get("model_ms", -1) >= 0 and res.get("series_id") == "abc"
            and r["id"] == "c3", "forecast answers with timing and series_id", r)
+    tap.ok(res.get("model", {}).get("path") == "compiled",
+           "the answer names the path that computed it (compiled by default)", res.get("model"))
     m = c.call("metrics")["result"]
     tap.ok(m["requests"]["forecast"] >= 1 and m["requests"]["health"] >= 1
            and m["batches"] >= 1 and m["batch_size"]["count"] >= 1
@@ -180,8 +182,9 @@ def default_model():
     with Daemon(model=None, tcp=False, env={"TOTO_DISABLE_COMPILE": "1"}) as d:
         h = d.client().call("health")["result"]
         info = d.client().call("info")["result"]
+        f = d.client().call("forecast", dict(SMALL))["result"]
         tap.ok(info["config"]["disable-compile"] is True and h["path"] == "eager"
-               and info["compile"]["available"] is False
+               and info["compile"]["available"] is False and f["model"]["path"] == "eager"
                and "compiled path off (TOTO_DISABLE_COMPILE" in d.log_text(),
                "TOTO_DISABLE_COMPILE=1 is honoured and reported", info["config"])
         tap.ok(h["untrained"] is True and h["model"].endswith("models/default"),
