@@ -1,0 +1,119 @@
+/*
+ * kernels.h - fused CUDA kernels of the compiled path, behind a plain C API.
+ *
+ * Usable from C and C++ without CUDA headers: device pointers are void *, a
+ * stream is a cudaStream_t passed as void * (NULL: the legacy default
+ * stream), and every function returns 0 or a cudaError_t code (argument
+ * errors are cudaErrorInvalidValue, 1). Nothing here allocates, copies to or
+ * from the host, or synchronizes: each call only enqueues kernels on the
+ * stream, so every function may be captured into a CUDA graph. Nothing throws.
+ *
+ * Tensors are dense and row-major unless a leading dimension (ld) is given.
+ * Vectorized paths need 16-byte aligned pointers (any cudaMalloc'd or
+ * libtorch tensor start is); other alignments take a slower scalar path.
+ *
+ * Built for sm_90 (H100/H200). See model/cuda/README.md for the numerics.
+ */
+#ifndef TOTO_CUDA_KERNELS_H
+#define TOTO_CUDA_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum toto_k_dtype {
+    TOTO_K_F32 = 0,
+    TOTO_K_BF16 = 1,
+    TOTO_K_F64 = 2, /* toto_k_quantiles only */
+} toto_k_dtype;
+
+/* cudaGetErrorString() of a code returned here ("no error" for 0). */
+const char *toto_cuda_error_string(int code);
+
+/*
+ * RMSNorm over the last dimension, as Network::rms_norm:
+ *     y = x / sqrt(mean(x * x) + 1e-8) * scale
+ * x [rows, dim], y [rows, dim], scale [dim]; each F32 or BF16, independently.
+ * dim a multiple of 8, 8..4096. Accumulates in float32; y is rounded once.
+ * y may alias x when both have the same dtype.
+ */
+int toto_k_rmsnorm(void *y, toto_k_dtype y_dtype, const void *x, toto_k_dtype x_dtype,
+                   const void *scale, toto_k_dtype scale_dtype, int64_t rows, int64_t dim,
+                   void *stream);
+
+/*
+ * The pre-norm residual step fused: x += delta (rounded to x's dtype), then
+ * y = rmsnorm(x) of the rounded x, so the result equals the two steps done
+ * apart. x is read and written in place. Same dtypes and limits as above.
+ */
+int toto_k_add_rmsnorm(void *x, toto_k_dtype x_dtype, const void *delta, toto_k_dtype delta_dtype,
+                       void *y, toto_k_dtype y_dtype, const void *scale, toto_k_dtype scale_dtype,
+                       int64_t rows, int64_t dim, void *stream);
+
+/*
+ * SwiGLU, as Network::mlp: u [rows, 2 * hidden] holds the gate (first half of
+ * each row) then the value; out [rows, hidden] = silu(gate) * value, computed
+ * in float32 and rounded once. u and out each F32 or BF16. Any hidden >= 1;
+ * a multiple of 8 with aligned pointers takes the vectorized path.
+ */
+int toto_k_swiglu(void *out, toto_k_dtype out_dtype, const void *u, toto_k_dtype u_dtype,
+                  int64_t rows, int64_t hidden, void *stream);
+
+/*
+ * One draw per (row q, step p) from a Student-t mixture, in the head's units:
+ * probs, df, loc, scale are float32 [Q, P, K]; keys and counters are uint64
+ * [Q]; draws float32 [Q, P]:
+ *     c ~ Categorical(probs[q, p, :])    (weights need not sum to 1)
+ *     draws[q, p] = loc_c + scale_c * Z * rsqrt(chi2 / df_c),
+ *     Z ~ N(0, 1), chi2 = 2 * Gamma(df_c / 2, 1)
+ *
+ * Randomness is Philox4x32-10 (model/cuda/philox.h), counter-based: draw
+ * (q, p) uses the key keys[q] and the 128-bit counters
+ *     (counters[q] low 32 bits, counters[q] high 32 bits, p, j), j = 0..4,
+ * and nothing else, so a row gives the same bits whatever else is in the
+ * batch, wherever it sits. The caller makes (key, counter) unique per draw
+ * site: e.g. key = request seed, counter = (path, variate, decoding step).
+ *
+ * Per draw, at most 5 Philox blocks (20 words), in a fixed layout:
+ *   block j=0: w0 -> the component (24-bit uniform in [0,1) times the sum of
+ *              the weights, against their running sum);
+ *              w1, w2 -> Box-Muller: Z (cosine branch);
+ *              w3 -> the uniform U of the alpha < 1 boost below.
+ *   block j=1..4: attempts 2j-2 and 2j-1 of Marsaglia-Tsang for
+ *              Gamma(a, 1), a = max(alpha, alpha + 1 when alpha < 1):
+ *              w0, w1 -> Box-Muller: the normals x of both attempts
+ *              (cosine, sine); w2, w3 -> their acceptance uniforms.
+ *   The first accepted of the 8 attempts is taken; if none is (below 1e-10
+ *   for a >= 1), the last proposal d * max(v, tiny). alpha = df / 2 < 1
+ *   multiplies by U^(1 / alpha) (Marsaglia-Tsang's boost).
+ * Blocks are generated only as the draw needs them: most draws use two.
+ */
+int toto_k_mixture_sample(void *draws, const void *probs, const void *df, const void *loc,
+                          const void *scale, const void *keys, const void *counters, int64_t Q,
+                          int64_t P, int64_t K, void *stream);
+
+/*
+ * Quantiles and mean of sampled paths, per column, as model/result_stats.cc:
+ * samples [n, m] with row stride ld >= m (F32 or F64), levels [n_levels]
+ * float64 on the device (clamped to [0, 1]); q_out [n_levels, m] and mean_out
+ * [m] (may be NULL) in the samples' dtype.
+ *     sorted = the column sorted ascending; pos = level * (n - 1);
+ *     lo = floor(pos); hi = min(lo + 1, n - 1);
+ *     q = sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo])   (float64,
+ *         no fused multiply-add, so float64 input gives the CPU's bits)
+ *     mean = sum / n, summed in float64 (in a different order than the CPU).
+ * Columns sort in shared memory while they fit (n up to 16384 for F64, 32768
+ * for F32 on an H100); longer ones use a radix select in global memory.
+ * NaN sorts after +inf. n >= 1.
+ */
+int toto_k_quantiles(void *q_out, void *mean_out, const void *samples, toto_k_dtype dtype,
+                     int64_t n, int64_t m, int64_t ld, const void *levels, int64_t n_levels,
+                     void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
