@@ -66,6 +66,9 @@ static const setting settings[] = {
     {"handoff-poll-us", NUM(KIND_INT, handoff_poll_us, 0, 100000), "US",
      "how long the loop and the worker poll, instead of sleeping, for a request or answer "
      "they expect (saves a thread wake-up each way; 0: always sleep)"},
+    {"model-end-poll-us", NUM(KIND_INT, model_end_poll_us, 0, 1000000), "US",
+     "the loop polls for answers from this long before a model call is expected to end (its "
+     "recent average time) until they come; saves a wake-up per answer; 0: never"},
     {"queue-limit", NUM(KIND_INT, queue_limit, 1, 1000000), "N",
      "queued forecasts; beyond it: overloaded"},
     {"max-line-bytes", NUM(KIND_BYTES, max_line_bytes, 64, INT64_C(1) << 30), "BYTES",
@@ -119,6 +122,7 @@ static void defaults(totod_config *cfg) {
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as
      * long as a parse or an encode takes hides it (queue.h). */
     cfg->handoff_poll_us = 200;
+    cfg->model_end_poll_us = 1000;
     cfg->queue_limit = 1024;
     cfg->max_line_bytes = INT64_C(16) << 20;
     cfg->max_inflight = 256;

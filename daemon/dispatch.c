@@ -163,8 +163,10 @@ static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r
         b->pending++;
     s->outstanding++;
     int rc = queue_push(&s->queue, j); /* from here on the worker may own j */
-    if (rc == QUEUE_OK)
+    if (rc == QUEUE_OK) {
+        answer_poll_arm(s, &s->answer_poll);
         return 0;
+    }
     s->outstanding--;
     if (b)
         b->pending--;
@@ -332,8 +334,10 @@ void dispatch_complete(server *s, job *j) {
         metrics_count_error(&s->metrics, j->error_code);
     if (j->started_ns)
         histogram_add(&s->metrics.queue_ms, job_ms(j->received_ns, j->started_ns));
-    if (j->batch_size > 0)
+    if (j->batch_size > 0) {
         histogram_add(&s->metrics.model_ms, job_ms(j->started_ns, j->finished_ns));
+        answer_poll_observe(&s->answer_poll, j->finished_ns - j->started_ns);
+    }
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
     conn_inflight_done(c); /* may hand out lines held back for it (--stdio) */
     /* On a connection that has closed meanwhile, conn_send drops the answer. */

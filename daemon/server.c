@@ -125,23 +125,20 @@ static void complete_all(server *s, job *j) {
     }
 }
 
-/* While completions are expected: every loop iteration, without sleeping (queue.h). */
-static void on_handoff_poll(uv_idle_t *idle) {
-    server *s = idle->data;
-    job *j = completion_take(&s->done);
-    if (j || uv_hrtime() >= s->handoff_poll_until)
-        uv_idle_stop(idle);
+/* Answers taken from the completion queue, by the async or by polling. */
+static void deliver(server *s, job *j) {
     complete_all(s, j);
+    if (s->outstanding > 0)
+        answer_poll_arm(s, &s->answer_poll); /* the next batch's answers */
 }
 
 static void on_done(uv_async_t *async) {
     server *s = async->data;
     job *j = completion_take(&s->done);
-    if (!j && completion_expected(&s->done) && s->state != SERVER_CLOSING) {
-        s->handoff_poll_until = uv_hrtime() + (uint64_t)s->cfg->handoff_poll_us * 1000u;
-        uv_idle_start(&s->handoff_poll, on_handoff_poll);
-    }
-    complete_all(s, j);
+    if (!j && completion_expected(&s->done))
+        answer_poll_soon(s, &s->answer_poll);
+    if (j)
+        deliver(s, j);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -164,8 +161,7 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     }
     /* Handles on a fresh loop: these inits cannot fail on Linux. */
     uv_async_init(loop, &s->done_async, on_done);
-    uv_idle_init(loop, &s->handoff_poll);
-    s->handoff_poll.data = s;
+    answer_poll_init(s, &s->answer_poll, deliver);
     queue_set_poll(&s->queue, (uint64_t)cfg->handoff_poll_us * 1000u);
     uv_signal_init(loop, &s->sigterm);
     uv_signal_init(loop, &s->sigint);
@@ -268,9 +264,13 @@ static void close_listeners(server *s) {
 
 /* The last step: with these closed, nothing keeps uv_run() going. */
 static void close_handles(server *s) {
-    uv_handle_t *handles[] = {(uv_handle_t *)&s->done_async,  (uv_handle_t *)&s->handoff_poll,
-                              (uv_handle_t *)&s->sigterm,     (uv_handle_t *)&s->sigint,
-                              (uv_handle_t *)&s->grace_timer, (uv_handle_t *)&s->flush_timer};
+    uv_handle_t *handles[] = {(uv_handle_t *)&s->done_async,
+                              answer_poll_idle_handle(&s->answer_poll),
+                              answer_poll_timer_handle(&s->answer_poll),
+                              (uv_handle_t *)&s->sigterm,
+                              (uv_handle_t *)&s->sigint,
+                              (uv_handle_t *)&s->grace_timer,
+                              (uv_handle_t *)&s->flush_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);

@@ -24,6 +24,7 @@
 
 #include <uv.h>
 
+#include "answer_poll.h"
 #include "config.h"
 #include "conn.h"
 #include "metrics.h"
@@ -45,9 +46,8 @@ typedef struct server {
     job_queue queue;
     completion_queue done;
     uv_async_t done_async;
-    uv_idle_t handoff_poll;      /* polls done while completions are expected */
-    uint64_t handoff_poll_until; /* uv_hrtime() when that polling gives up */
-    worker *workers;             /* one today; one per GPU later */
+    answer_poll answer_poll; /* when the loop polls for answers (answer_poll.h) */
+    worker *workers;         /* one today; one per GPU later */
     int n_workers;
     toto_model_info info; /* of workers[0]; what health and info report */
 

@@ -178,6 +178,19 @@ def overload_and_deadline():
                "beyond max-connections: -32000, then closed", e)
 
 
+def no_polling():
+    """The loop and the worker only sleep and wake: every answer still comes."""
+    with Daemon("--handoff-poll-us", "0", "--model-end-poll-us", "0") as d:
+        c = d.client()
+        for i in range(20):
+            c.send({"jsonrpc": "2.0", "id": i, "method": "forecast", "params": SMALL})
+        ids = sorted(c.recv()["id"] for _ in range(20))
+        cfg = d.client().call("info")["result"]["config"]
+        tap.ok(ids == list(range(20)) and cfg["handoff-poll-us"] == 0
+               and cfg["model-end-poll-us"] == 0,
+               "with polling off, 20 pipelined forecasts are all answered", ids)
+
+
 def default_model():
     with Daemon(model=None, tcp=False, env={"TOTO_DISABLE_COMPILE": "1"}) as d:
         h = d.client().call("health")["result"]
@@ -209,5 +222,6 @@ with Daemon() as d:
     tap.ok(rc == 0, "SIGTERM: exit 0", rc)
 line_limit()
 overload_and_deadline()
+no_polling()
 default_model()
 tap.done()
