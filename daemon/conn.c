@@ -490,9 +490,32 @@ static void file_write_cb(uv_fs_t *req) {
 }
 
 /* Queues len bytes of data, and a '\n' when newline. */
+/*
+ * Sockets, pipes and terminals with nothing queued: the kernel takes the
+ * answer at once, without a copy, a write request or an epoll change (libuv
+ * refuses when earlier writes wait, so order holds). Returns the bytes taken.
+ */
+static size_t write_now(conn *c, const char *data, size_t len, bool newline) {
+    if (c->out_f.active)
+        return 0;
+    uv_buf_t bufs[2] = {uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\n", 1)};
+    int n = uv_try_write(c->out, bufs, newline ? 2 : 1);
+    return n > 0 ? (size_t)n : 0; /* errors show again, and are handled, in uv_write */
+}
+
 static void queue_write(conn *c, const char *data, size_t len, bool newline) {
     if (!conn_is_open(c))
         return;
+    size_t taken = write_now(c, data, len, newline);
+    if (taken >= len + newline)
+        return;
+    if (taken >= len) { /* only the newline is left */
+        data += len;
+        len = 0;
+    } else {
+        data += taken;
+        len -= taken;
+    }
     write_req *w = malloc(sizeof *w + len + 1);
     if (!w) {
         log_msg(TLOG_ERR, "connection %s: out of memory for an answer; closing", c->peer);
