@@ -5,7 +5,9 @@
 // copy ceiling measured first in the same run (bytes read plus written).
 // Not a test: it checks every call but not the results (tests/cuda does).
 //
-// Usage: toto-kernel-bench [--quick]
+// Usage: toto-kernel-bench [--quick] [--only NAME]
+//   --quick      5 timings per shape instead of 21
+//   --only NAME  only the kernels whose name contains NAME (e.g. for ncu)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -140,7 +142,9 @@ void bench_copy(bool quick) {
     Buf a(bytes), b(bytes);
     if (g_failed)
         return;
-    fill(a.p, bytes / 4, TOTO_K_F32, 0.25, 2.0, 1);
+    // Nonzero bytes (a copy does not look at them; a host fill of 1 GiB
+    // would take seconds).
+    ok(int(cudaMemset(a.p, 0x3c, bytes)), "cudaMemset");
     const double ms = time_ms(
         1, [&](int) { return int(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice)); },
         quick);
@@ -274,7 +278,19 @@ void bench_quantiles(int64_t N, int64_t M, toto_k_dtype t, bool quick) {
 } // namespace
 
 int main(int argc, char **argv) {
-    const bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bool quick = false;
+    const char *only = "";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else {
+            fprintf(stderr, "usage: toto-kernel-bench [--quick] [--only NAME]\n");
+            return 2;
+        }
+    }
+    auto want = [&](const char *name) { return strstr(name, only) != nullptr; };
     cudaDeviceProp prop;
     if (!ok(int(cudaGetDeviceProperties(&prop, 0)), "cudaGetDeviceProperties"))
         return 1;
@@ -296,16 +312,23 @@ int main(int argc, char **argv) {
     const int64_t rows[] = {32, 1024, 8192, 65536};
     for (toto_k_dtype t : {TOTO_K_BF16, TOTO_K_F32})
         for (int64_t r : rows)
-            bench_rmsnorm(r, 768, t, false, quick);
+            if (want("rmsnorm"))
+                bench_rmsnorm(r, 768, t, false, quick);
     for (int64_t r : rows)
-        bench_rmsnorm(r, 768, TOTO_K_BF16, true, quick);
+        if (want("add_rmsnorm"))
+            bench_rmsnorm(r, 768, TOTO_K_BF16, true, quick);
     for (toto_k_dtype t : {TOTO_K_BF16, TOTO_K_F32})
         for (int64_t r : rows)
-            bench_swiglu(r, 3072, t, quick);
-    for (int64_t q : rows)
-        bench_sampler(q, 16, 24, quick);
-    bench_sampler(1024, 64, 24, quick); // one decoding step of 1024 paths, patch 64
+            if (want("swiglu"))
+                bench_swiglu(r, 3072, t, quick);
+    if (want("mixture_sample")) {
+        for (int64_t q : rows)
+            bench_sampler(q, 16, 24, quick);
+        bench_sampler(1024, 64, 24, quick); // one decoding step of 1024 paths, patch 64
+    }
     for (toto_k_dtype t : {TOTO_K_F64, TOTO_K_F32}) {
+        if (!want("quantiles"))
+            break;
         bench_quantiles(256, 672, t, quick);   // ett: 256 paths, 7 variates x 96 steps
         bench_quantiles(1024, 4096, t, quick); // 1024 paths, 64 series x 64 steps
         bench_quantiles(8192, 336, t, quick);  // the most paths, 336 steps

@@ -3,24 +3,22 @@
 // order statistics, as torch.quantile).
 //
 // Values sort as unsigned keys (sign-flipped bits: the integer order is the
-// numeric order, NaN after +inf). Columns that fit in shared memory are
-// bitonic-sorted there, a tile of adjacent columns per block (a row of the
-// tile is contiguous in memory: reading one column alone would fetch a
-// 32-byte sector for each 4- or 8-byte value). A longer column is not
-// sorted: one block finds just the order statistics it needs by radix
-// selection, reading the column from global memory once per 8-bit digit for
-// up to 32 ranks at once.
+// numeric order, NaN after +inf). A column that fits in shared memory is
+// bitonic-sorted there by one block. A longer one is not sorted: one block
+// finds just the order statistics it needs by radix selection, reading the
+// column from global memory once per 8-bit digit for up to 32 ranks at once.
+//
+// Two variants measured slower on an H100 (docs/results/2026-11-27-kernels-
+// h100.md): tiles of adjacent columns per block (whole sectors per row), and
+// three bitonic stages per shared-memory pass with 8 keys per thread.
 #include <algorithm>
+#include <atomic>
 
 #include "common.cuh"
 
 namespace toto_cuda {
 namespace {
 
-constexpr int kSortThreads = 512;
-// Blocks a multiprocessor should hold: registers capped at 40 for float32
-// keys (1536 threads); float64 keys need 45 (1024 threads), 40 would spill.
-template <typename T> constexpr int kSortBlocksPerSM = sizeof(T) == 8 ? 2 : 3;
 constexpr int kSelectThreads = 256;
 constexpr int kSelectRanks = 32; // order statistics per selection round
 constexpr int kSelectLevels = kSelectRanks / 2;
@@ -88,119 +86,46 @@ template <typename T> __device__ void write_mean(T *mean_out, int64_t col, doubl
         mean_out[col] = T(sum / double(n));
 }
 
-// Sum over one warp; every lane gets the total.
-__device__ __forceinline__ double warp_sum(double v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-// Where key i of a column lives: the low 3 bits XORed with bits S..S+2,
-// S = log2(128 / key size), so that the threads of a warp reading element e
-// of 8 consecutive keys each (the sort's steps below) hit different banks. A
-// bijection on [0, n2) for every power of two n2.
-template <typename K> __device__ __forceinline__ int swz(int i) {
-    constexpr int S = sizeof(K) == 8 ? 4 : 5;
-    return i ^ ((i >> S) & 7);
-}
-
-// Bitonic sort of C columns of n2 = 2^log_n2 keys in shared memory, columns
-// stride keys apart, by the whole block. The stages of one merge (j = k/2
-// down to 1) go up to max_nb at a time: a thread loads the 2^max_nb keys
-// that differ only in those index bits, runs the stages in registers and
-// stores them back. With 3, a sort of 8192 keys makes 35 passes over shared
-// memory instead of 91 (large sorts are bound by shared-memory traffic), but
-// a quarter as many threads work: small sorts, bound by latency, take 1.
-template <typename K>
-__device__ void bitonic_sort_columns(K *keys, int stride, int log_n2, int log_c, int max_nb) {
-    for (int l = 1; l <= log_n2; l++) { // merging runs of 2^l
-        for (int hi = l - 1; hi >= 0;) {
-            const int nb = min(max_nb, hi + 1), lo = hi - nb + 1, ne = 1 << nb;
-            const int groups_log = log_n2 - nb;
-            for (int gi = threadIdx.x; gi < (1 << (groups_log + log_c)); gi += blockDim.x) {
-                const int c = gi >> groups_log, g = gi & ((1 << groups_log) - 1);
-                // g with nb zero bits inserted at bit lo: the group's first key.
-                const int base = ((g >> lo) << (lo + nb)) | (g & ((1 << lo) - 1));
-                const bool up = ((base >> l) & 1) == 0;
-                K *col = keys + c * stride;
-                K v[8];
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (e < ne)
-                        v[e] = col[swz<K>(base + (e << lo))];
-#pragma unroll
-                for (int sbit = 2; sbit >= 0; sbit--) {
-                    if (sbit >= nb)
-                        continue;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        const int f = e | (1 << sbit);
-                        if (f < ne && !(e & (1 << sbit)) && ((v[e] > v[f]) == up)) {
-                            const K t = v[e];
-                            v[e] = v[f];
-                            v[f] = t;
-                        }
-                    }
-                }
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (e < ne)
-                        col[swz<K>(base + (e << lo))] = v[e];
-            }
-            __syncthreads();
-            hi -= nb;
-        }
-    }
-}
-
-// One block per tile of C = 2^log_c adjacent columns: the tile's n rows are
-// read row by row (C contiguous values: whole sectors, not one value of
-// each), keys padded with the largest key to n2 = 2^log_n2 per column in
-// dynamic shared memory, each column sorted, then the levels. Columns lie
-// n2 + 1 keys apart, so that the C columns of one row fall in different
-// banks.
+// One block per column: n values padded with the largest key to n2 (a power
+// of two) in dynamic shared memory, bitonic sort, then the levels.
 template <typename T>
-__global__ void __launch_bounds__(kSortThreads, kSortBlocksPerSM<T>)
+__global__ void __launch_bounds__(1024)
     quantile_sort_kernel(T *__restrict__ q_out, T *__restrict__ mean_out,
                          const T *__restrict__ samples, int64_t n, int64_t m, int64_t ld,
-                         const double *__restrict__ levels, int L, int log_n2, int log_c,
-                         int max_nb) {
+                         const double *__restrict__ levels, int L, int n2) {
     using K = typename KeyOf<T>::type;
     extern __shared__ unsigned char smem_raw[];
     K *keys = reinterpret_cast<K *>(smem_raw);
-    const int C = 1 << log_c, n2 = 1 << log_n2, stride = n2 + 1;
-    const int64_t col0 = int64_t(blockIdx.x) << log_c;
-    const int cols = int(min(int64_t(C), m - col0));
-    for (int i = threadIdx.x; i < (n2 << log_c); i += blockDim.x) {
-        const int row = i >> log_c, c = i & (C - 1);
+    const int64_t col = blockIdx.x;
+    double sum = 0.0;
+    for (int i = threadIdx.x; i < n2; i += blockDim.x) {
         K key = ~K(0);
-        if (row < n && c < cols)
-            key = to_key(__ldg(samples + row * ld + col0 + c));
-        keys[c * stride + swz<K>(row)] = key;
+        if (i < n) {
+            const T v = __ldg(samples + i * ld + col);
+            sum += double(v);
+            key = to_key(v);
+        }
+        keys[i] = key;
     }
-    __syncthreads();
-    // The mean of each column, one warp per column, before the sort moves
-    // the values (the keys hold them exactly).
-    if (mean_out) {
-        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-        for (int c = warp; c < cols; c += blockDim.x / 32) {
-            double sum = 0.0;
-            for (int row = lane; row < n; row += 32)
-                sum += from_key(keys[c * stride + swz<K>(row)]);
-            sum = warp_sum(sum);
-            if (lane == 0)
-                mean_out[col0 + c] = T(sum / double(n));
+    sum = block_sum(sum); // its barriers also publish keys
+    write_mean(mean_out, col, sum, n);
+    for (int k = 2; k <= n2; k <<= 1) {
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            for (int i = threadIdx.x; i < n2 / 2; i += blockDim.x) {
+                const int lo = ((i & ~(j - 1)) << 1) | (i & (j - 1));
+                const int hi = lo + j;
+                const K a = keys[lo], b = keys[hi];
+                if ((a > b) == ((lo & k) == 0)) {
+                    keys[lo] = b;
+                    keys[hi] = a;
+                }
+            }
+            __syncthreads();
         }
     }
-    __syncthreads();
-    bitonic_sort_columns(keys, stride, log_n2, log_c, max_nb);
-    for (int i = threadIdx.x; i < L * cols; i += blockDim.x) {
-        const int l = i / cols, c = i - l * cols;
-        const K *col = keys + c * stride;
-        const double q =
-            interpolate(levels[l], n, [&](int64_t r) { return from_key(col[swz<K>(int(r))]); });
-        q_out[int64_t(l) * m + col0 + c] = T(q);
+    for (int l = threadIdx.x; l < L; l += blockDim.x) {
+        const double q = interpolate(levels[l], n, [&](int64_t i) { return from_key(keys[i]); });
+        q_out[int64_t(l) * m + col] = T(q);
     }
 }
 
@@ -281,22 +206,27 @@ __global__ void __launch_bounds__(kSelectThreads)
     }
 }
 
-// What the tiling needs to know of the current device: the shared memory a
-// block may opt in to, and the number of multiprocessors.
-struct DeviceLimits {
-    int smem = 48 * 1024, sms = 132;
-};
-DeviceLimits device_limits() {
-    DeviceLimits d;
+// The shared memory a block of the current device may opt in to, read once
+// per device (the query costs microseconds, on the host, every call).
+int max_shared_bytes() {
+    constexpr int kDevices = 64;
+    static std::atomic<int> cached[kDevices];
     int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&d.smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-            cudaSuccess ||
-        cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        cudaGetLastError(); // not this call's failure to report: use the defaults
-        d = DeviceLimits();
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 48 * 1024;
     }
-    return d;
+    if (dev >= 0 && dev < kDevices && cached[dev].load(std::memory_order_relaxed) > 0)
+        return cached[dev].load(std::memory_order_relaxed);
+    int bytes = 48 * 1024;
+    if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+        cudaSuccess) {
+        cudaGetLastError(); // not this call's failure to report: use the default
+        return 48 * 1024;
+    }
+    if (dev >= 0 && dev < kDevices)
+        cached[dev].store(bytes, std::memory_order_relaxed);
+    return bytes;
 }
 
 template <typename T>
@@ -307,43 +237,24 @@ int launch(void *q_out, void *mean_out, const void *samples, int64_t n, int64_t 
     auto *mean = static_cast<T *>(mean_out);
     auto *x = static_cast<const T *>(samples);
     auto *lv = static_cast<const double *>(levels);
-    const DeviceLimits dev = device_limits();
-    int log_n2 = 0;
-    while ((int64_t(1) << log_n2) < n)
-        log_n2++;
-    const int64_t n2 = int64_t(1) << log_n2;
-    auto tile_bytes = [&](int log_c) { return (n2 + 1) * int64_t(sizeof(K)) << log_c; };
-    if (n2 > (int64_t(1) << 24) || tile_bytes(0) > dev.smem) {
+    int64_t n2 = 1;
+    while (n2 < n)
+        n2 <<= 1;
+    const int64_t bytes = n2 * int64_t(sizeof(K));
+    if (n2 <= (int64_t(1) << 30) && bytes <= max_shared_bytes()) {
+        if (bytes > 48 * 1024) {
+            cudaError_t e = cudaFuncSetAttribute(
+                quantile_sort_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+            if (e != cudaSuccess)
+                return int(e);
+        }
+        const int threads = int(std::min<int64_t>(1024, std::max<int64_t>(32, n2 / 2)));
+        quantile_sort_kernel<T><<<unsigned(m), threads, size_t(bytes), stream>>>(
+            q, mean, x, n, m, ld, lv, int(L), int(n2));
+    } else {
         quantile_select_kernel<T>
             <<<unsigned(m), kSelectThreads, 0, stream>>>(q, mean, x, n, m, ld, lv, int(L));
-        return launch_status();
     }
-    // Columns per block: up to a 128-byte row (whole sectors), while two
-    // blocks still fit a multiprocessor's shared memory and the tiles still
-    // give each multiprocessor one.
-    int log_c = 0;
-    while ((int64_t(sizeof(T)) << (log_c + 1)) <= 128 &&
-           tile_bytes(log_c + 1) <= std::min(dev.smem / 2, 112 * 1024) &&
-           (m >> (log_c + 1)) >= dev.sms)
-        log_c++;
-    const int64_t bytes = tile_bytes(log_c);
-    if (bytes > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(
-            quantile_sort_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-        if (e != cudaSuccess)
-            return int(e);
-    }
-    // Keys per thread in a pass: 8 while that leaves enough threads to fill
-    // the device, else fewer (a thread per group of 2^max_nb keys).
-    const int64_t fill = int64_t(dev.sms) * 2048;
-    int max_nb = 3;
-    while (max_nb > 1 && ((m * n2) >> max_nb) < fill)
-        max_nb--;
-    const int threads =
-        int(std::min<int64_t>(kSortThreads, std::max<int64_t>(32, (n2 >> max_nb) << log_c)));
-    const unsigned tiles = unsigned((m + (int64_t(1) << log_c) - 1) >> log_c);
-    quantile_sort_kernel<T><<<tiles, threads, size_t(bytes), stream>>>(
-        q, mean, x, n, m, ld, lv, int(L), log_n2, log_c, max_nb);
     return launch_status();
 }
 
