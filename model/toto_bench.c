@@ -26,14 +26,26 @@ typedef struct workload {
 } workload;
 
 static const workload kWorkloads[] = {
-    {"seed", 1, 1, 512, 8, 1024, 87.0, 79.0},        {"mean64", 1, 1, 512, 64, 0, 16.6, 11.5},
-    {"batch64_mean", 64, 1, 512, 64, 0, 20.2, 13.7}, {"long", 1, 1, 2048, 336, 256, 195.0, 160.0},
+    {"seed", 1, 1, 512, 8, 1024, 87.0, 79.0},
+    {"mean64", 1, 1, 512, 64, 0, 16.6, 11.5},
+    {"batch64_mean", 64, 1, 512, 64, 0, 20.2, 13.7},
+    {"long", 1, 1, 2048, 336, 256, 195.0, 160.0},
     {"ett", 1, 7, 2048, 96, 256, 529.0, 485.0},
+    /* Probes (--probes): where the time of the workloads above goes, by difference.
+     * mean8: the context pass and one mean patch; seed1 - mean8: sampling one
+     * path; seed - seed1: 1023 more paths and their statistics; mean32 - mean8:
+     * one decoding step; batch64_seed: 64 sampled requests in one call. */
+    {"mean8", 1, 1, 512, 8, 0, NAN, NAN},
+    {"seed1", 1, 1, 512, 8, 1, NAN, NAN},
+    {"mean32", 1, 1, 512, 32, 0, NAN, NAN},
+    {"batch64_seed", 64, 1, 512, 8, 1024, NAN, NAN},
 };
+#define N_MAIN_WORKLOADS 5
 
 typedef struct options {
     const char *model, *device, *dtype, *only;
     int repeat;
+    int probes; /* also run the probe workloads */
 } options;
 
 static double now_ms(void) {
@@ -100,9 +112,9 @@ done:
     return median;
 }
 
-static int selected(const options *o, const char *name) {
+static int selected(const options *o, size_t index, const char *name) {
     if (!o->only)
-        return 1;
+        return index < N_MAIN_WORKLOADS || o->probes;
     size_t n = strlen(name);
     for (const char *p = strstr(o->only, name); p; p = strstr(p + 1, name))
         if ((p == o->only || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
@@ -111,13 +123,17 @@ static int selected(const options *o, const char *name) {
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-    *o = (options){NULL, "cpu", "float32", NULL, 10};
+    *o = (options){NULL, "cpu", "float32", NULL, 10, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             printf("usage: toto-bench --model DIR [--device cpu|cuda[:N]] [--dtype float32|float64]"
-                   " [--repeat N] [--only seed,mean64,...]\n");
+                   " [--repeat N] [--only seed,mean64,...] [--probes]\n");
             exit(0);
+        }
+        if (!strcmp(a, "--probes")) {
+            o->probes = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "toto-bench: %s needs a value (see --help)\n", a);
@@ -198,7 +214,7 @@ int main(int argc, char **argv) {
     int failed = 0;
     for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++) {
         const workload *w = &kWorkloads[i];
-        if (!selected(&o, w->name))
+        if (!selected(&o, i, w->name))
             continue;
         double eager = time_on(m, "eager", w, o.repeat);
         double compiled = info.compile.available ? time_on(m, "compiled", w, o.repeat) : NAN;
