@@ -28,11 +28,13 @@ static void poll_for(server *s, answer_poll *p, uint64_t for_ns) {
     uv_idle_start(&p->idle, on_poll);
 }
 
+/* The timer fired about lead before the expected end: poll through the lead,
+ * twice over, plus the timer's millisecond grain. */
 static void on_timer(uv_timer_t *t) {
     server *s = t->data;
     answer_poll *p = &s->answer_poll;
     if (s->outstanding > 0)
-        poll_for(s, p, (uint64_t)(2 * p->model_us + s->cfg->model_end_poll_us) * 1000u);
+        poll_for(s, p, (uint64_t)(2 * s->cfg->model_end_poll_us + 1000) * 1000u);
 }
 
 void answer_poll_arm(server *s, answer_poll *p) {
@@ -42,9 +44,14 @@ void answer_poll_arm(server *s, answer_poll *p) {
         return;
     double wait_us = p->model_us - (double)lead_us;
     if (wait_us < 1000) /* under the timer's grain: poll from now */
-        poll_for(s, p, (uint64_t)(2 * p->model_us + lead_us) * 1000u);
+        poll_for(s, p, (uint64_t)(p->model_us + 2 * lead_us + 1000) * 1000u);
     else
         uv_timer_start(&p->timer, on_timer, (uint64_t)(wait_us / 1000), 0);
+}
+
+void answer_poll_stop(answer_poll *p) {
+    uv_idle_stop(&p->idle);
+    uv_timer_stop(&p->timer);
 }
 
 void answer_poll_soon(server *s, answer_poll *p) {
@@ -52,7 +59,10 @@ void answer_poll_soon(server *s, answer_poll *p) {
         poll_for(s, p, (uint64_t)s->cfg->handoff_poll_us * 1000u);
 }
 
-void answer_poll_observe(answer_poll *p, uint64_t model_ns) {
+void answer_poll_observe(answer_poll *p, uint64_t started_ns, uint64_t model_ns) {
+    if (started_ns == p->last_started_ns)
+        return; /* another job of the same batch: one call, counted once */
+    p->last_started_ns = started_ns;
     double us = (double)model_ns / 1e3;
     /* Recent calls weigh most; the first sets the average. */
     p->model_us = p->model_us > 0 ? 0.8 * p->model_us + 0.2 * us : us;

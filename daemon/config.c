@@ -56,7 +56,8 @@ static const setting settings[] = {
     {"compile-mode", STR(compile_mode), 0, 0, "MODE",
      "default (no graphs), reduce-overhead (CUDA graphs) or max-autotune"},
     {"compute-dtype", STR(compute_dtype), 0, 0, "TYPE",
-     "compiled path precision: bfloat16 or float32 (default: bfloat16 on CUDA, dtype on CPU)"},
+     "compiled path precision: bfloat16, float32 or float64 (default: bfloat16 on CUDA, dtype "
+     "on CPU)"},
     {"max-batch-tokens", NUM(KIND_INT, max_batch_tokens, 1, INT64_C(1) << 40), "N",
      "token budget of one model call (sum of variates x steps)"},
     {"max-batch-size", NUM(KIND_INT, max_batch_size, 1, 65536), "N",
@@ -443,6 +444,18 @@ static int check_values(totod_config *cfg, FILE *err) {
     if (strcmp(cfg->dtype, "float32") && strcmp(cfg->dtype, "float64")) {
         fprintf(err, "totod: %s: expected float32 or float64, got '%s'\n",
                 where_set(cfg, "dtype", where, sizeof where), cfg->dtype);
+        return -1;
+    }
+    if (strcmp(cfg->compile_mode, "default") && strcmp(cfg->compile_mode, "reduce-overhead") &&
+        strcmp(cfg->compile_mode, "max-autotune")) {
+        fprintf(err, "totod: %s: expected default, reduce-overhead or max-autotune, got '%s'\n",
+                where_set(cfg, "compile-mode", where, sizeof where), cfg->compile_mode);
+        return -1;
+    }
+    if (cfg->compute_dtype[0] && strcmp(cfg->compute_dtype, "bfloat16") &&
+        strcmp(cfg->compute_dtype, "float32") && strcmp(cfg->compute_dtype, "float64")) {
+        fprintf(err, "totod: %s: expected bfloat16, float32 or float64, got '%s'\n",
+                where_set(cfg, "compute-dtype", where, sizeof where), cfg->compute_dtype);
         return -1;
     }
     if (!strcmp(cfg->unix_path, "none"))

@@ -336,7 +336,7 @@ void dispatch_complete(server *s, job *j) {
         histogram_add(&s->metrics.queue_ms, job_ms(j->received_ns, j->started_ns));
     if (j->batch_size > 0) {
         histogram_add(&s->metrics.model_ms, job_ms(j->started_ns, j->finished_ns));
-        answer_poll_observe(&s->answer_poll, j->finished_ns - j->started_ns);
+        answer_poll_observe(&s->answer_poll, j->started_ns, j->finished_ns - j->started_ns);
     }
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
     conn_inflight_done(c); /* may hand out lines held back for it (--stdio) */

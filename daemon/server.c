@@ -127,6 +127,9 @@ static void complete_all(server *s, job *j) {
 
 /* Answers taken from the completion queue, by the async or by polling. */
 static void deliver(server *s, job *j) {
+    /* Whatever brought these (the async or polling), this wait is over; the
+     * next one is timed from now. */
+    answer_poll_stop(&s->answer_poll);
     complete_all(s, j);
     if (s->outstanding > 0)
         answer_poll_arm(s, &s->answer_poll); /* the next batch's answers */
@@ -135,7 +138,8 @@ static void deliver(server *s, job *j) {
 static void on_done(uv_async_t *async) {
     server *s = async->data;
     job *j = completion_take(&s->done);
-    if (!j && completion_expected(&s->done))
+    bool expected = completion_expected(&s->done); /* read every time: it is a one-shot */
+    if (!j && expected)
         answer_poll_soon(s, &s->answer_poll);
     if (j)
         deliver(s, j);

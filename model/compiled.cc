@@ -74,80 +74,85 @@ CompiledStats CompiledContext::stats() const {
     return s;
 }
 
+// A bucket's static inputs, and its keys and values as views of the pools.
+std::unique_ptr<CompiledContext::Bucket> CompiledContext::make_bucket(int64_t V, int64_t B,
+                                                                      int64_t S) {
+    const toto_config &cfg = net_->config();
+    const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
+    const auto dev = net_->device();
+    const auto ids_opts = torch::TensorOptions().dtype(torch::kInt64).device(dev);
+    auto b = std::make_unique<Bucket>();
+    b->V = V;
+    b->B = B;
+    b->S = S;
+    b->z =
+        torch::zeros({B, V, S, P}, torch::TensorOptions().dtype(net_->input_dtype()).device(dev));
+    // Padded variates each get a group of their own, out of reach of int32 ids.
+    b->sentinel_ids =
+        torch::arange(V, ids_opts).neg().sub(int64_t(1) << 40).unsqueeze(0).repeat({B, 1});
+    b->ids = b->sentinel_ids.clone();
+    b->last = torch::full({1}, S - 1, ids_opts);
+    b->pos = net_->positions(0, S, S);
+    for (size_t i = 0; i < pool_k_.size(); i++) {
+        b->keys.push_back(pool_k_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
+        b->values.push_back(pool_v_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
+    }
+    return b;
+}
+
+// The network on the bucket's static buffers (what its graph replays).
+void CompiledContext::forward(Bucket &b) {
+    auto hidden = net_->backbone_static(b.z, b.ids, b.pos, &b.keys, &b.values);
+    b.head = net_->head(hidden.index_select(2, b.last).squeeze(2));
+}
+
+// Warms the bucket and captures it (on the graph stream, into the shared pool).
+void CompiledContext::capture(Bucket &b) {
+#ifdef TOTO_TORCH_CUDA
+    forward(b); // warm: cuBLAS handles and workspaces exist before capture
+    forward(b);
+    graph_state_->stream.synchronize();
+    late_captures_ += warm_; // captures belong to open; this counts any other
+    b.graph = std::make_unique<at::cuda::CUDAGraph>();
+    b.graph->capture_begin(graph_state_->pool);
+    forward(b);
+    b.graph->capture_end();
+    b.graph->replay();
+#else
+    forward(b);
+#endif
+}
+
 // Every (V, B, S) of powers of two (B of four) within the limits and budget.
 void CompiledContext::plan_and_warm() {
     auto t0 = std::chrono::steady_clock::now();
     const toto_config &cfg = net_->config();
-    const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
+    const int64_t D = cfg.embed_dim;
     const auto opts = torch::TensorOptions().dtype(opt_.compute_dtype).device(net_->device());
-    const auto in_opts = opts.dtype(net_->input_dtype());
-    int64_t n_time = 0;
     for (bool space : layer_is_space(cfg))
-        n_time += !space;
-    for (int64_t i = 0; i < n_time; i++) {
-        pool_k_.push_back(torch::zeros({opt_.budget * D}, opts));
-        pool_v_.push_back(torch::zeros({opt_.budget * D}, opts));
-    }
-    plan_.pool_bytes =
-        2 * n_time * opt_.budget * D * int64_t(torch::elementSize(opt_.compute_dtype));
+        if (!space) {
+            pool_k_.push_back(torch::zeros({opt_.budget * D}, opts));
+            pool_v_.push_back(torch::zeros({opt_.budget * D}, opts));
+        }
+    plan_.pool_bytes = 2 * int64_t(pool_k_.size()) * opt_.budget * D *
+                       int64_t(torch::elementSize(opt_.compute_dtype));
+    for (int64_t V = 1; V <= opt_.max_variates; V *= 2)
+        for (int64_t S = kMinPatches; S <= std::max(opt_.max_patches, kMinPatches); S *= 2)
+            for (int64_t B = 1; B <= opt_.max_batch && B * V * S <= opt_.budget; B *= 4)
+                buckets_.push_back(make_bucket(V, B, S));
 #ifdef TOTO_TORCH_CUDA
     graph_state_ = std::make_unique<GraphState>(net_->device().index());
     c10::cuda::CUDAStreamGuard guard(graph_state_->stream);
-    const auto free_before = c10::cuda::CUDACachingAllocator::getDeviceStats(net_->device().index())
-                                 .reserved_bytes[0]
-                                 .current;
+    const auto index = net_->device().index();
+    const auto before =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current;
 #endif
-    for (int64_t V = 1; V <= opt_.max_variates; V *= 2)
-        for (int64_t S = kMinPatches; S <= std::max(opt_.max_patches, kMinPatches); S *= 2)
-            for (int64_t B = 1; B <= opt_.max_batch; B *= 4) {
-                if (B * V * S > opt_.budget)
-                    break;
-                auto b = std::make_unique<Bucket>();
-                b->V = V;
-                b->B = B;
-                b->S = S;
-                b->z = torch::zeros({B, V, S, P}, in_opts);
-                auto ids_opts = torch::TensorOptions().dtype(torch::kInt64).device(net_->device());
-                // Padded variates each get a group of their own, out of reach of int32 ids.
-                b->sentinel_ids = torch::arange(V, ids_opts)
-                                      .neg()
-                                      .sub(int64_t(1) << 40)
-                                      .unsqueeze(0)
-                                      .repeat({B, 1});
-                b->ids = b->sentinel_ids.clone();
-                b->last = torch::full({1}, S - 1, ids_opts);
-                b->pos = net_->positions(0, S, S);
-                for (int64_t i = 0; i < n_time; i++) {
-                    b->keys.push_back(
-                        pool_k_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
-                    b->values.push_back(
-                        pool_v_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
-                }
-                auto forward = [&] {
-                    auto hidden = net_->backbone_static(b->z, b->ids, b->pos, &b->keys, &b->values);
-                    b->head = net_->head(hidden.index_select(2, b->last).squeeze(2));
-                };
-#ifdef TOTO_TORCH_CUDA
-                forward(); // warm: cuBLAS handles and workspaces exist before capture
-                forward();
-                graph_state_->stream.synchronize();
-                late_captures_ += warm_; // the plan is made once, before warm_ is set
-                b->graph = std::make_unique<at::cuda::CUDAGraph>();
-                b->graph->capture_begin(graph_state_->pool);
-                forward();
-                b->graph->capture_end();
-                b->graph->replay();
-#else
-                forward();
-#endif
-                buckets_.push_back(std::move(b));
-            }
+    for (auto &b : buckets_)
+        capture(*b);
 #ifdef TOTO_TORCH_CUDA
     graph_state_->stream.synchronize();
-    plan_.pool_bytes += c10::cuda::CUDACachingAllocator::getDeviceStats(net_->device().index())
-                            .reserved_bytes[0]
-                            .current -
-                        free_before;
+    plan_.pool_bytes +=
+        c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current - before;
 #endif
     plan_.buckets = int64_t(buckets_.size());
     plan_.warmup_ms = ms_since(t0);

@@ -63,6 +63,10 @@ class CompiledContext {
     }
     // Safe from any thread while another runs forecasts.
     CompiledStats stats() const;
+    // A context pass the caller ran with the eager code instead (counted).
+    void note_fallback() {
+        eager_fallbacks_++;
+    }
 
     // The context pass of z [B, V, S, P] (scaled patches) with group ids
     // [B, V]. False when no bucket fits (counted; the caller runs eagerly).
@@ -71,6 +75,9 @@ class CompiledContext {
   private:
     struct Bucket;
     Bucket *find(int64_t V, int64_t B, int64_t S);
+    std::unique_ptr<Bucket> make_bucket(int64_t V, int64_t B, int64_t S);
+    void forward(Bucket &b);
+    void capture(Bucket &b);
     void plan_and_warm();
     void run_bucket(Bucket &b, const torch::Tensor &z, const torch::Tensor &ids, bool want_cache,
                     ContextOut *out);

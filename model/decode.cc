@@ -70,7 +70,7 @@ struct Paths {
     Scaler scaler;
     torch::Tensor hist_x, hist_w; // whole series, for the no-cache reference path
     int64_t prefix;               // context length (global statistics window)
-    bool compiled = false;        // the context pass took the compiled path
+    bool compiled = false;        // the compiled network computed it
 };
 
 // The context pass for requests sharing V and padded length. Keys and values
@@ -92,8 +92,12 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
     auto z = scale_patches(c.hist_x, mean, scale, V, P, net.input_dtype());
     c.cache = net.make_cache();
     ContextOut out;
+    // The compiled network computes the whole request either way; a context
+    // pass outside the plan runs its eager code (counted as a fallback).
+    c.compiled = opt.compiled != nullptr;
+    if (opt.compiled && !opt.use_kv_cache)
+        opt.compiled->note_fallback();
     if (opt.compiled && opt.use_kv_cache && opt.compiled->run(z, c.ids, will_decode, &out)) {
-        c.compiled = true;
         c.head = out.head;
         if (will_decode) {
             c.cache.prefix_k = std::move(out.prefix_k);

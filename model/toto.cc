@@ -335,13 +335,13 @@ void toto_model_get_info(const toto_model *model, toto_model_info *info) {
 }
 
 int toto_model_set_path(toto_model *model, const char *path, char *err, size_t err_len) {
-    std::string p = path ? path : "";
-    if (p == "eager") {
+    const char *p = path ? path : "";
+    if (!std::strcmp(p, "eager")) {
         model->use_compiled = false;
         return TOTO_OK;
     }
-    if (p != "compiled") {
-        set_error(err, err_len, "path '%s': expected compiled or eager", p.c_str());
+    if (std::strcmp(p, "compiled")) {
+        set_error(err, err_len, "path '%s': expected compiled or eager", p);
         return TOTO_EINVAL;
     }
     if (!model->compiled) {

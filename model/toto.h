@@ -82,7 +82,7 @@ typedef struct toto_compile_stats {
     int64_t captures_after_warmup; /* stays 0: nothing is captured after open */
     int64_t runs;                  /* context passes through the compiled path */
     int64_t split_runs;            /* of those, split over several replays */
-    int64_t eager_fallbacks;       /* passes that fit no bucket and ran eagerly */
+    int64_t eager_fallbacks;       /* passes outside the plan: eager code, compiled network */
 } toto_compile_stats;
 
 /* What an open model is and runs on. */
@@ -125,7 +125,7 @@ typedef struct toto_request {
 typedef struct toto_result {
     int status; /* 0 ok, else a TOTO_E* code */
     char error[512];
-    char path[16]; /* "compiled" or "eager": the path that computed it */
+    char path[16]; /* "compiled" (the compiled network computed it) or "eager" */
     int n_variates;
     int prediction_length;
     int num_samples;

@@ -300,7 +300,11 @@ static int unescape(reader *r, const char *body, const char *close, char *out, s
                 return -1;
             n += put_utf8(out + n, cp);
         } else {
-            return fail_at(r, p - 1, "invalid escape '\\%c' in string", c), -1;
+            /* The byte is named only when printable: messages must stay valid UTF-8. */
+            if (c >= 0x20 && c < 0x7f)
+                return fail_at(r, p - 1, "invalid escape '\\%c' in string", c), -1;
+            return fail_at(r, p - 1, "invalid escape (byte 0x%02X) in string", (unsigned char)c),
+                   -1;
         }
     }
     *out_len = n;

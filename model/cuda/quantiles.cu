@@ -12,7 +12,6 @@
 // h100.md): tiles of adjacent columns per block (whole sectors per row), and
 // three bitonic stages per shared-memory pass with 8 keys per thread.
 #include <algorithm>
-#include <atomic>
 
 #include "common.cuh"
 
@@ -206,26 +205,17 @@ __global__ void __launch_bounds__(kSelectThreads)
     }
 }
 
-// The shared memory a block of the current device may opt in to, read once
-// per device (the query costs microseconds, on the host, every call).
+// The shared memory a block of the current device may opt in to. Asked at
+// every call (a host query of about a microsecond): a cache would be mutable
+// global state.
 int max_shared_bytes() {
-    constexpr int kDevices = 64;
-    static std::atomic<int> cached[kDevices];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 48 * 1024;
-    }
-    if (dev >= 0 && dev < kDevices && cached[dev].load(std::memory_order_relaxed) > 0)
-        return cached[dev].load(std::memory_order_relaxed);
-    int bytes = 48 * 1024;
-    if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-        cudaSuccess) {
+    int dev = 0, bytes = 48 * 1024;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+            cudaSuccess) {
         cudaGetLastError(); // not this call's failure to report: use the default
         return 48 * 1024;
     }
-    if (dev >= 0 && dev < kDevices)
-        cached[dev].store(bytes, std::memory_order_relaxed);
     return bytes;
 }
 

@@ -56,6 +56,8 @@ def check_config():
             (["--tcp", "nowhere"], None, "--tcp", "bad address"),
             (["--model", "/nonexistent"], None, "--model", "missing model"),
             (["--frobnicate"], None, "--frobnicate", "unknown flag"),
+            (["--compile-mode", "turbo"], None, "--compile-mode", "bad compile mode"),
+            ([], clean_env(TOTO_COMPUTE_DTYPE="half"), "TOTO_COMPUTE_DTYPE", "bad compute dtype"),
             (["--config", "/nonexistent.conf"], None, "/nonexistent.conf", "missing file")]:
         r = run(["--check-config"] + args, env=env)
         tap.ok(r.returncode == 2 and needle in r.stderr.decode(),

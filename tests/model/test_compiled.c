@@ -110,6 +110,8 @@ static void test_agrees_with_eager(toto_model *m, double tol) {
         toto_request r[9];
         toto_result e[9], c[9];
         double *x[9];
+        memset(e, 0, sizeof e); /* freed whatever happens */
+        memset(c, 0, sizeof c);
         for (int b = 0; b < B; b++) {
             x[b] = random_series(V, T, &seed);
             r[b] = (toto_request){

@@ -253,6 +253,19 @@ static void test_errors(void) {
     }
 }
 
+/* An error message quotes input bytes only when they are printable ASCII. */
+static void test_message_is_utf8(void) {
+    const char text[] = "{\"a\":\"\\\xc3\"}";
+    json_error_t e;
+    json_t *v = proto_json_read(text, strlen(text), &e);
+    bool ascii = true;
+    for (const char *p = e.text; *p; p++)
+        ascii &= (unsigned char)*p < 0x80;
+    tap_check(!v && ascii && strstr(e.text, "0xC3"),
+              "an escape of a non-ASCII byte: an ASCII message naming the byte: %s", e.text);
+    json_decref(v);
+}
+
 /* Stricter than jansson, which stops reading at a NUL byte. */
 static void test_nul_byte(void) {
     json_error_t e;
@@ -269,5 +282,6 @@ int main(void) {
     test_depth();
     test_errors();
     test_nul_byte();
+    test_message_is_utf8();
     return tap_done();
 }
