@@ -141,6 +141,10 @@ void CompiledContext::plan_and_warm() {
             for (int64_t B = 1; B <= opt_.max_batch && B * V * S <= opt_.budget; B *= 4)
                 buckets_.push_back(make_bucket(V, B, S));
 #ifdef TOTO_TORCH_CUDA
+    // The buffers were filled on the current stream; the graph stream does
+    // not wait for it by itself (pool streams do not block on it).
+    if (cudaDeviceSynchronize() != cudaSuccess)
+        throw Error(TOTO_EMODEL, "compiled path: the device failed while making the plan");
     graph_state_ = std::make_unique<GraphState>(net_->device().index());
     c10::cuda::CUDAStreamGuard guard(graph_state_->stream);
     const auto index = net_->device().index();
