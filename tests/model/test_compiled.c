@@ -234,6 +234,24 @@ int main(void) {
     test_counters(m);
     test_env();
     toto_model_free(m);
+    /* On a GPU, a plan of at most 4 rows a bucket: larger batches are split. */
+    if (on_gpu()) {
+        toto_model_params p = toto_model_default_params();
+        p.device = device_name();
+        p.dtype = "float64";
+        p.compile_max_batch = 4;
+        toto_model *small = toto_model_open(fixture, &p, err, sizeof err);
+        toto_model_info info;
+        if (tap_check(small != NULL, "tiny-a opens with a plan of at most 4 rows (%s)",
+                      small ? "ok" : err)) {
+            test_agrees_with_eager(small, 2e-2);
+            toto_model_get_info(small, &info);
+            tap_check(info.compile.split_runs > 0 && info.compile.eager_fallbacks == 0,
+                      "batches over 4 rows are split over replays (%lld split runs)",
+                      (long long)info.compile.split_runs);
+        }
+        toto_model_free(small);
+    }
     /* The bfloat16 network on the CPU too, so that CI runs its code. */
     if (!on_gpu()) {
         toto_model *b = open_compute(true, "float64", "bfloat16", err, sizeof err);
