@@ -54,8 +54,8 @@ static char *read_one_line(int fd, double timeout_s, size_t *len) {
     return NULL;
 }
 
-char *floor_capture_result(int fd, const char *request, size_t len, double timeout_s, char *err,
-                           size_t err_len) {
+char *floor_capture_result(int fd, const char *request, size_t len, double timeout_s,
+                           double hold_ms, char *err, size_t err_len) {
     size_t line_len;
     char *line = write_all(fd, request, len) ? NULL : read_one_line(fd, timeout_s, &line_len);
     json_t *root = line ? json_loadb(line, line_len, 0, NULL) : NULL;
@@ -64,9 +64,9 @@ char *floor_capture_result(int fd, const char *request, size_t len, double timeo
     if (!json_is_object(result))
         snprintf(err, err_len, "no result to capture from the daemon%s",
                  line ? " (it answered an error)" : "");
-    else if (json_object_set_new(
-                 result, "timing",
-                 json_pack("{s:f, s:i, s:f}", "queue_ms", 0.0, "batch_size", 1, "model_ms", 0.0)) ||
+    else if (json_object_set_new(result, "timing",
+                                 json_pack("{s:f, s:i, s:f}", "queue_ms", 0.0, "batch_size", 1,
+                                           "model_ms", hold_ms)) ||
              !(text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(17))))
         snprintf(err, err_len, "out of memory");
     json_decref(root);
@@ -89,8 +89,18 @@ static int answer(int fd, const char *result, const char *line, size_t len) {
            write_all(fd, "}\n", 2);
 }
 
+/* Holds the answer delay_us on the CPU, as a model call keeps the daemon's
+ * worker busy, while the client sleeps as long as it does against the daemon. */
+static void hold(long delay_us) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < delay_us);
+}
+
 /* The child: blocking reads, one answer per complete line, until EOF. */
-static void serve(int fd, const char *result) {
+static void serve(int fd, const char *result, long delay_us) {
     size_t cap = 1 << 20, n = 0;
     char *buf = malloc(cap);
     ssize_t r;
@@ -98,6 +108,7 @@ static void serve(int fd, const char *result) {
         n += (size_t)r;
         char *line = buf, *nl;
         while ((nl = memchr(line, '\n', n - (size_t)(line - buf)))) {
+            hold(delay_us);
             if (answer(fd, result, line, (size_t)(nl - line)))
                 _exit(1);
             line = nl + 1;
@@ -110,7 +121,7 @@ static void serve(int fd, const char *result) {
     _exit(0);
 }
 
-int floor_start(const char *result, pid_t *child) {
+int floor_start(const char *result, long delay_us, pid_t *child) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return -1;
@@ -122,7 +133,7 @@ int floor_start(const char *result, pid_t *child) {
     }
     if (pid == 0) {
         close(sv[0]);
-        serve(sv[1], result);
+        serve(sv[1], result, delay_us);
     }
     close(sv[1]);
     *child = pid;

@@ -57,7 +57,8 @@ typedef struct options {
     const char *address, *format;
     workload w;
     int clients;
-    bool floor; /* against the echo process, not the daemon */
+    bool floor;     /* against the echo process, not the daemon */
+    double hold_us; /* --floor-hold-us: the echo process holds each answer this long */
     double duration_s, warmup_s, timeout_s, wait_s;
 } options;
 
@@ -501,10 +502,11 @@ static void usage(FILE *f) {
             "usage: toto-loadgen --address unix:PATH|tcp:HOST:PORT [--clients N] [--duration-s S]\n"
             "                    [--warmup-s W] [--workload seed|mean64|small] [--context T]\n"
             "                    [--horizon H] [--samples N] [--timeout-s S] [--wait-s S]\n"
-            "                    [--format md|kv] [--floor]\n"
+            "                    [--format md|kv] [--floor [--floor-hold-us US]]\n"
             "Closed loop: each client sends one forecast and waits for its answer. --wait-s\n"
             "retries connecting while the daemon starts. --floor: one client against an echo\n"
-            "process answering with a result captured from the daemon (the socket floor).\n"
+            "process answering with a result captured from the daemon (the socket floor),\n"
+            "after holding each answer --floor-hold-us (as long as a model call).\n"
             "Exit 0: every answer was a result.\n");
 }
 
@@ -568,6 +570,8 @@ static int parse_args(int argc, char **argv, options *o) {
             horizon = (int)x;
         else if (!strcmp(a, "--samples") && x >= 0)
             samples = (int)x;
+        else if (!strcmp(a, "--floor-hold-us") && x >= 0 && x <= 10e6)
+            o->hold_us = x;
         else {
             fprintf(stderr, "toto-loadgen: bad option or value: %s %s (see --help)\n", a, v);
             return -1;
@@ -622,9 +626,10 @@ static int start_floor(const options *o, const char *prefix, size_t prefix_len, 
     else {
         memcpy(line, prefix, prefix_len);
         memcpy(line + prefix_len, "0}\n", 3);
-        result = floor_capture_result(fd, line, prefix_len + 3, o->timeout_s, err, sizeof err);
+        result = floor_capture_result(fd, line, prefix_len + 3, o->timeout_s, o->hold_us / 1e3, err,
+                                      sizeof err);
     }
-    if (result && (echo = floor_start(result, child)) < 0)
+    if (result && (echo = floor_start(result, (long)o->hold_us, child)) < 0)
         snprintf(err, sizeof err, "cannot start the echo process: %s", strerror(errno));
     if (echo < 0)
         fprintf(stderr, "toto-loadgen: --floor: %s\n", err);

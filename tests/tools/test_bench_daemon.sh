@@ -6,7 +6,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TOTO_BUILD_DIR:-$here/build}"
 
-echo "1..4"
+echo "1..5"
 out="$("$here/scripts/bench-daemon" --build-dir "$build" --quick --clients 1,8 \
     --model "$here/tests/data/fixtures/tiny-a" 2>&1)"
 rc=$?
@@ -29,5 +29,11 @@ if grep -Eq '^# socket floor .*: p50 [0-9.]+ µs' <<<"$out" &&
     echo "ok 4 - socket floor measured and an above-floor column in every row"
 else
     echo "not ok 4 - socket floor line or above-floor column missing"
+fi
+# The held floor: the echo busy as long as the model, measured after the table.
+if grep -Eq '^# held floor \(the echo busy [0-9]+ µs per answer, as the model\): p50 [0-9.]+ µs' <<<"$out"; then
+    echo "ok 5 - held floor measured with the model's time"
+else
+    echo "not ok 5 - held floor line missing"
 fi
 [ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"
