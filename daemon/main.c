@@ -73,11 +73,12 @@ static int start_model(server *s, const totod_config *cfg) {
         log_msg(TLOG_INFO,
                 "compiled path: mode %s, compute %s, %lld buckets%s warmed in %.0f ms, %.1f MiB",
                 info->compile.mode, info->compile.compute_dtype, (long long)info->compile.buckets,
-                info->compile.graphs ? " captured as CUDA graphs and" : "",
-                info->compile.warmup_ms, (double)info->compile.pool_bytes / (1 << 20));
+                info->compile.graphs ? " captured as CUDA graphs and" : "", info->compile.warmup_ms,
+                (double)info->compile.pool_bytes / (1 << 20));
     else
         log_msg(TLOG_INFO, "compiled path off (%s)",
-                cfg->disable_compile ? "TOTO_DISABLE_COMPILE / --disable-compile" : "compile false");
+                cfg->disable_compile ? "TOTO_DISABLE_COMPILE / --disable-compile"
+                                     : "compile false");
     return 0;
 }
 

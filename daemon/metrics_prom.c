@@ -142,8 +142,8 @@ static void add_counters(text *t, const json_t *m) {
                "Context passes through the compiled path's buckets.");
     add_scalar(t, c, "eager_fallbacks", "totod_compiled_eager_fallbacks_total", "counter",
                "Context passes that fit no compiled bucket and ran eagerly.");
-    add_scalar(t, c, "captures_after_warmup", "totod_compiled_captures_after_warmup_total", "counter",
-               "CUDA graph captures after warm-up (stays 0).");
+    add_scalar(t, c, "captures_after_warmup", "totod_compiled_captures_after_warmup_total",
+               "counter", "CUDA graph captures after warm-up (stays 0).");
     add_scalar(t, m, "failed_batches", "totod_failed_batches_total", "counter",
                "Model calls that failed as a whole.");
     add_scalar(t, m, "expired", "totod_expired_total", "counter",

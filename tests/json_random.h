@@ -48,4 +48,30 @@ static inline void random_number(uint64_t *s, char *out, size_t cap) {
     }
 }
 
+/* One to three random edits of buf[0..len) (cap bytes): a byte replaced by,
+ * deleted, or inserted from alphabet. Returns the new length. */
+static inline size_t mutate(uint64_t *s, char *buf, size_t len, size_t cap, const char *alphabet,
+                            size_t n_alphabet) {
+    for (int k = 0, edits = 1 + (int)(rng_next(s) % 3); k < edits && len > 0; k++) {
+        size_t at = rng_next(s) % len;
+        char c = alphabet[rng_next(s) % n_alphabet];
+        switch (rng_next(s) % 3) {
+        case 0:
+            buf[at] = c;
+            break;
+        case 1:
+            memmove(buf + at, buf + at + 1, len - at - 1);
+            len--;
+            break;
+        default:
+            if (len + 1 < cap) {
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = c;
+                len++;
+            }
+        }
+    }
+    return len;
+}
+
 #endif

@@ -180,25 +180,7 @@ static void test_mutations(void) {
         const char *seed = kSeeds[i % 2];
         size_t len = strlen(seed);
         memcpy(buf, seed, len);
-        for (int k = 0, edits = 1 + (int)(rng_next(&s) % 3); k < edits && len > 0; k++) {
-            size_t at = rng_next(&s) % len;
-            char c = alphabet[rng_next(&s) % (sizeof alphabet - 1)];
-            switch (rng_next(&s) % 3) {
-            case 0:
-                buf[at] = c;
-                break;
-            case 1:
-                memmove(buf + at, buf + at + 1, len - at - 1);
-                len--;
-                break;
-            default:
-                if (len + 1 < sizeof buf) {
-                    memmove(buf + at + 1, buf + at, len - at);
-                    buf[at] = c;
-                    len++;
-                }
-            }
-        }
+        len = mutate(&s, buf, len, sizeof buf, alphabet, sizeof alphabet - 1);
         if (compare(buf, len) < 0 && bad++ < 5)
             tap_diag("mutation differs: %.*s", (int)len, buf);
     }

@@ -477,25 +477,7 @@ static void test_mutations(void) {
     for (int i = 0; i < 40000; i++) {
         random_params(&s, &o);
         size_t len = o.len;
-        for (int k = 0, edits = 1 + (int)(rng_next(&s) % 3); k < edits && len > 0; k++) {
-            size_t at = rng_next(&s) % len;
-            char c = alphabet[rng_next(&s) % (sizeof alphabet - 1)];
-            switch (rng_next(&s) % 3) {
-            case 0:
-                buf[at] = c;
-                break;
-            case 1:
-                memmove(buf + at, buf + at + 1, len - at - 1);
-                len--;
-                break;
-            default:
-                if (len + 1 < sizeof buf) {
-                    memmove(buf + at + 1, buf + at, len - at);
-                    buf[at] = c;
-                    len++;
-                }
-            }
-        }
+        len = mutate(&s, buf, len, sizeof buf, alphabet, sizeof alphabet - 1);
         compare(buf, len, &n);
     }
     tap_check(n.bad == 0, "%d mutated params documents: %d differ; %d typed series", n.docs, n.bad,
