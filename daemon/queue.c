@@ -181,12 +181,21 @@ void queue_expect(job_queue *q) {
         uv_cond_signal(&q->changed);
 }
 
+/* Tells the core this is a spin-wait: it eases off the sibling hyper-thread. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 /* Lock held on entry and exit: polls, unlocked, for a push until poll_ns passes. */
 static void poll_for_push(job_queue *q) {
     uint64_t seen = q->pushes, until = uv_hrtime() + q->poll_ns;
     uv_mutex_unlock(&q->lock);
     while (__atomic_load_n(&q->pushes, __ATOMIC_ACQUIRE) == seen && uv_hrtime() < until)
-        ;
+        cpu_relax();
     uv_mutex_lock(&q->lock);
 }
 

@@ -16,6 +16,9 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
     w->queue = queue;
     w->done = done;
     w->limits = *limits;
+    uv_mutex_lock(&queue->lock); /* poll_ns is the queue's, set before workers start */
+    w->expect_completions = queue->poll_ns > 0;
+    uv_mutex_unlock(&queue->lock);
     toto_model_get_info(model, &w->info);
     return uv_mutex_init(&w->stats_lock) ? -1 : 0;
 }
@@ -101,7 +104,7 @@ static void run_batch(worker *w, job *list, int n) {
     }
     if (reqs && results)
         rc = toto_forecast(w->model, reqs, results, n, err, sizeof err);
-    if (w->queue->poll_ns > 0)
+    if (w->expect_completions)
         completion_expect(w->done); /* the loop wakes while the answers are encoded */
     uint64_t t1 = uv_hrtime();
     i = 0;
