@@ -51,8 +51,8 @@ __device__ __forceinline__ void load8(const float *p, float v[8]) {
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
     v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
-__device__ __forceinline__ void load8(const __nv_bfloat16 *p, float v[8]) {
-    uint4 raw = __ldg(reinterpret_cast<const uint4 *>(p));
+// Eight bfloat16 values, loaded as 16 bytes, widened to float.
+__device__ __forceinline__ void unpack8(uint4 raw, float v[8]) {
     const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -60,6 +60,9 @@ __device__ __forceinline__ void load8(const __nv_bfloat16 *p, float v[8]) {
         v[2 * i] = f.x;
         v[2 * i + 1] = f.y;
     }
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16 *p, float v[8]) {
+    unpack8(__ldg(reinterpret_cast<const uint4 *>(p)), v);
 }
 
 // Plain (not read-only cache) loads, for data this kernel also writes.
@@ -70,14 +73,7 @@ __device__ __forceinline__ void load8_rw(const float *p, float v[8]) {
     v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 __device__ __forceinline__ void load8_rw(const __nv_bfloat16 *p, float v[8]) {
-    uint4 raw = reinterpret_cast<const uint4 *>(p)[0];
-    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 f = __bfloat1622float2(h[i]);
-        v[2 * i] = f.x;
-        v[2 * i + 1] = f.y;
-    }
+    unpack8(reinterpret_cast<const uint4 *>(p)[0], v);
 }
 
 __device__ __forceinline__ void store8(float *p, const float v[8]) {
