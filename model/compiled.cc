@@ -2,6 +2,7 @@
 #include "compiled.h"
 
 #include <chrono>
+#include <cstring>
 
 #ifdef TOTO_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
@@ -30,14 +31,33 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 } // namespace
 
+// Rotary tables of a bucket of S patches for every real length s + 1 <= S
+// (xPos is centred on the real length), so a replay picks its own with the
+// staged index instead of a host-side computation.
+struct CompiledContext::PosTable {
+    int64_t S;
+    torch::Tensor cos, sin; // [S, 2, 1, 1, S, d]
+    torch::Tensor future;   // [S, S] causal mask (undefined for S = 1)
+};
+
 struct CompiledContext::Bucket {
     int64_t V, B, S;
-    torch::Tensor z, ids, sentinel_ids, last; // static inputs
-    Positions pos;                            // static rotary tables; constant causal mask
-    std::vector<torch::Tensor> keys, values;  // views of the pools, [B*V, heads, S, d]
-    HeadOut head;                             // static outputs
+    // The static input, staged from the host in one copy (float64 throughout:
+    // group ids and the last patch's index are exact in it):
+    // x [B*V, S*P] | w [B*V, S*P] | ids [B, V] | last [1].
+    torch::Tensor staging; // pinned host memory (graphs only)
+    torch::Tensor in;
+    torch::Tensor x, w, ids, last; // views of in
+    const PosTable *table = nullptr;
+    std::vector<torch::Tensor> keys, values; // views of the pools, [B*V, heads, S, d]
+    ContextOut out;                          // static outputs, padded shapes
 #ifdef TOTO_TORCH_CUDA
     std::unique_ptr<at::cuda::CUDAGraph> graph;
+    cudaEvent_t staged = nullptr; // the last copy out of staging
+    ~Bucket() {
+        if (staged)
+            cudaEventDestroy(staged);
+    }
 #endif
 };
 
@@ -74,36 +94,96 @@ CompiledStats CompiledContext::stats() const {
     return s;
 }
 
-// A bucket's static inputs, and its keys and values as views of the pools.
+// Rotary tables for every real length of a bucket of S patches.
+const CompiledContext::PosTable &CompiledContext::table_for(int64_t S) {
+    for (auto &t : tables_)
+        if (t->S == S)
+            return *t;
+    std::vector<torch::Tensor> cos, sin;
+    for (int64_t s = 1; s <= S; s++) {
+        Positions pos = net_->positions(0, S, s);
+        cos.push_back(pos.cos);
+        sin.push_back(pos.sin);
+    }
+    auto t = std::make_unique<PosTable>();
+    t->S = S;
+    t->cos = torch::stack(cos);
+    t->sin = torch::stack(sin);
+    t->future = net_->positions(0, S, S).future;
+    tables_.push_back(std::move(t));
+    return *tables_.back();
+}
+
+namespace {
+
+// The views of a flat float64 input: x, w [rows, T], ids [B, V], last [1].
+void split_input(const torch::Tensor &in, int64_t B, int64_t V, int64_t T, torch::Tensor *x,
+                 torch::Tensor *w, torch::Tensor *ids, torch::Tensor *last) {
+    const int64_t n = B * V * T;
+    *x = in.narrow(0, 0, n).view({B * V, T});
+    *w = in.narrow(0, n, n).view({B * V, T});
+    *ids = in.narrow(0, 2 * n, B * V).view({B, V});
+    *last = in.narrow(0, 2 * n + B * V, 1);
+}
+
+int64_t input_size(int64_t B, int64_t V, int64_t T) {
+    return 2 * B * V * T + B * V + 1;
+}
+
+} // namespace
+
+// A bucket's static input and staging, and its keys and values as views of
+// the pools.
 std::unique_ptr<CompiledContext::Bucket> CompiledContext::make_bucket(int64_t V, int64_t B,
                                                                       int64_t S) {
     const toto_config &cfg = net_->config();
     const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
-    const auto dev = net_->device();
-    const auto ids_opts = torch::TensorOptions().dtype(torch::kInt64).device(dev);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     auto b = std::make_unique<Bucket>();
     b->V = V;
     b->B = B;
     b->S = S;
-    b->z =
-        torch::zeros({B, V, S, P}, torch::TensorOptions().dtype(net_->input_dtype()).device(dev));
-    // Padded variates each get a group of their own, out of reach of int32 ids.
-    b->sentinel_ids =
-        torch::arange(V, ids_opts).neg().sub(int64_t(1) << 40).unsqueeze(0).repeat({B, 1});
-    b->ids = b->sentinel_ids.clone();
-    b->last = torch::full({1}, S - 1, ids_opts);
-    b->pos = net_->positions(0, S, S);
+    const int64_t n = input_size(B, V, S * P);
+    b->staging = torch::zeros({n}, f64.pinned_memory(true));
+    b->in = torch::zeros({n}, f64.device(net_->device()));
+    split_input(b->in, B, V, S * P, &b->x, &b->w, &b->ids, &b->last);
+    b->table = &table_for(S);
     for (size_t i = 0; i < pool_k_.size(); i++) {
         b->keys.push_back(pool_k_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
         b->values.push_back(pool_v_[i].narrow(0, 0, B * V * S * D).view({B * V, nh, S, d}));
     }
+#ifdef TOTO_TORCH_CUDA
+    if (cudaEventCreateWithFlags(&b->staged, cudaEventDisableTiming) != cudaSuccess)
+        throw Error(TOTO_EMODEL, "compiled path: cannot create a CUDA event");
+#endif
     return b;
 }
 
-// The network on the bucket's static buffers (what its graph replays).
+// The whole context pass on the bucket's static buffers, what its graph
+// replays: scaler, scaled patches, network, head and the mean of the next
+// patch. No host sync and no shape-dependent host logic.
 void CompiledContext::forward(Bucket &b) {
-    auto hidden = net_->backbone_static(b.z, b.ids, b.pos, &b.keys, &b.values);
-    b.head = net_->head(hidden.index_select(2, b.last).squeeze(2));
+    const toto_config &cfg = net_->config();
+    ContextOut &o = b.out;
+    auto last = b.last.to(torch::kInt64);
+    o.ids = b.ids.to(torch::kInt64);
+    Scaler scaler(cfg);
+    auto [mean, scale] = scaler.init(b.x, b.w);
+    auto z = scale_patches(b.x, mean, scale, b.V, cfg.patch_size, net_->input_dtype());
+    Positions pos;
+    pos.cos = b.table->cos.index_select(0, last).squeeze(0);
+    pos.sin = b.table->sin.index_select(0, last).squeeze(0);
+    pos.future = b.table->future;
+    const bool keep = !b.keys.empty(); // empty: no later patch needs them
+    auto hidden =
+        net_->backbone_static(z, o.ids, pos, keep ? &b.keys : nullptr, keep ? &b.values : nullptr);
+    o.head = net_->head(hidden.index_select(2, last).squeeze(2));
+    o.mean = mean.index_select(1, last).squeeze(1);
+    o.scale = scale.index_select(1, last).squeeze(1);
+    o.scaler_state = scaler.state();
+    auto scaled = (o.head.probs * o.head.loc).sum(-1).to(torch::kFloat64).flatten(0, 1);
+    o.mean_patch =
+        replace_extreme(o.mean.unsqueeze(1) + o.scale.unsqueeze(1) * scaled, net_->dtype());
 }
 
 // Warms the bucket and captures it (on the graph stream, into the shared pool).
@@ -176,76 +256,124 @@ CompiledContext::Bucket *CompiledContext::find(int64_t V, int64_t B, int64_t S) 
     return best;
 }
 
-void CompiledContext::run_bucket(Bucket &b, const torch::Tensor &z, const torch::Tensor &ids,
+// Copies requests row0..row0+rows of in into the bucket's staging, padded:
+// extra steps on the right unobserved (the causal scaler and attention keep
+// the real steps blind to them, and the global statistics count only
+// observed steps), extra variates and rows in groups of their own. Then one
+// asynchronous copy to the device.
+void CompiledContext::stage(Bucket &b, const ContextIn &in, int64_t row0, int64_t rows) {
+    const int64_t V = in.ids.size(1), T = in.x.size(1), Tb = b.x.size(1);
+#ifdef TOTO_TORCH_CUDA
+    // The previous copy out of staging must be done before it is rewritten.
+    if (cudaEventSynchronize(b.staged) != cudaSuccess)
+        throw Error(TOTO_EMODEL, "compiled path: the device failed");
+#endif
+    torch::Tensor x, w, ids, last;
+    split_input(b.staging, b.B, b.V, Tb, &x, &w, &ids, &last);
+    x.zero_();
+    w.zero_();
+    // Padded variates each get a group of their own, out of reach of int32 ids.
+    double *id = ids.data_ptr<double>();
+    for (int64_t i = 0; i < b.B * b.V; i++)
+        id[i] = -double(int64_t(1) << 40) - double(i % b.V);
+    const double *xs = in.x.data_ptr<double>(), *ws = in.w.data_ptr<double>();
+    const int64_t *is = in.ids.data_ptr<int64_t>();
+    double *xd = x.data_ptr<double>(), *wd = w.data_ptr<double>();
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t v = 0; v < V; v++) {
+            const int64_t src = (row0 + r) * V + v, dst = r * b.V + v;
+            std::memcpy(xd + dst * Tb, xs + src * T, size_t(T) * sizeof(double));
+            std::memcpy(wd + dst * Tb, ws + src * T, size_t(T) * sizeof(double));
+            id[dst] = double(is[src]);
+        }
+    last.fill_(double(T / net_->config().patch_size - 1));
+    b.in.copy_(b.staging, /*non_blocking=*/true);
+#ifdef TOTO_TORCH_CUDA
+    cudaEventRecord(b.staged, c10::cuda::getCurrentCUDAStream().stream());
+#endif
+}
+
+// Replays the bucket on requests row0..row0+rows of in; out gets views of
+// the real rows.
+void CompiledContext::run_bucket(Bucket &b, const ContextIn &in, int64_t row0, int64_t rows,
                                  bool want_cache, ContextOut *out) {
-    const int64_t B = z.size(0), V = z.size(1), S = z.size(2);
-    b.z.zero_();
-    b.z.narrow(0, 0, B).narrow(1, 0, V).narrow(2, 0, S).copy_(z);
-    b.ids.copy_(b.sentinel_ids);
-    b.ids.narrow(0, 0, B).narrow(1, 0, V).copy_(ids);
-    // Centred on the real length: the cached keys are those of an unpadded pass.
-    Positions pos = net_->positions(0, b.S, S);
-    b.pos.cos.copy_(pos.cos);
-    b.pos.sin.copy_(pos.sin);
-    b.last.fill_(S - 1);
+    const int64_t V = in.ids.size(1), S = in.x.size(1) / net_->config().patch_size;
+    stage(b, in, row0, rows);
 #ifdef TOTO_TORCH_CUDA
     b.graph->replay();
 #endif
-    auto real = [&](const torch::Tensor &t) { return t.narrow(0, 0, B).narrow(1, 0, V).clone(); };
-    out->head = {real(b.head.df), real(b.head.loc), real(b.head.scale), real(b.head.probs)};
+    const ContextOut &o = b.out;
+    auto real = [&](const torch::Tensor &t) { return t.narrow(0, 0, rows).narrow(1, 0, V); };
+    // [B*V, ...] outputs -> real rows, [rows*V, ...]
+    auto real_rows = [&](const torch::Tensor &t, int64_t dim) {
+        auto s = t.sizes().vec();
+        s[size_t(dim)] = b.B;
+        s.insert(s.begin() + dim + 1, b.V);
+        auto r = t.view(s).narrow(dim, 0, rows).narrow(dim + 1, 0, V);
+        return r.flatten(dim, dim + 1);
+    };
+    out->head = {real(o.head.df), real(o.head.loc), real(o.head.scale), real(o.head.probs)};
+    out->ids = real(o.ids);
+    out->mean = real_rows(o.mean, 0);
+    out->scale = real_rows(o.scale, 0);
+    out->mean_patch = real_rows(o.mean_patch, 0);
+    out->scaler_state = real_rows(o.scaler_state, 1);
     out->prefix_k.clear();
     out->prefix_v.clear();
     if (!want_cache)
         return;
-    auto rows = [&](const torch::Tensor &pool) {
-        auto s = pool.sizes().vec(); // [Bb*Vb, nh, Sb, d]
-        return pool.view({b.B, b.V, s[1], s[2], s[3]})
-            .narrow(0, 0, B)
-            .narrow(1, 0, V)
-            .narrow(3, 0, S)
-            .reshape({B * V, s[1], S, s[3]})
-            .clone();
+    auto cached = [&](const torch::Tensor &pool) { // [Bb*Vb, nh, Sb, d] -> real rows, S patches
+        return real_rows(pool, 0).narrow(2, 0, S).contiguous();
     };
     for (size_t i = 0; i < b.keys.size(); i++) {
-        out->prefix_k.push_back(rows(b.keys[i]));
-        out->prefix_v.push_back(rows(b.values[i]));
+        out->prefix_k.push_back(cached(b.keys[i]));
+        out->prefix_v.push_back(cached(b.values[i]));
     }
 }
 
-// Without graphs nothing is gained by padding: the static code on exact shapes.
-ContextOut CompiledContext::run_exact(const torch::Tensor &z, const torch::Tensor &ids,
-                                      bool want_cache) {
-    const int64_t B = z.size(0), V = z.size(1), S = z.size(2);
+// Without graphs nothing is gained by padding: the same pass on exact shapes.
+ContextOut CompiledContext::run_exact(const ContextIn &in, bool want_cache) {
+    const int64_t B = in.ids.size(0), V = in.ids.size(1), T = in.x.size(1);
     const toto_config &cfg = net_->config();
-    const int64_t nh = cfg.num_heads, d = cfg.embed_dim / nh;
-    std::vector<torch::Tensor> keys, values;
+    const int64_t nh = cfg.num_heads, d = cfg.embed_dim / nh, S = T / cfg.patch_size;
+    const auto dev = net_->device();
+    Bucket b;
+    b.V = V;
+    b.B = B;
+    b.S = S;
+    b.x = in.x.to(dev);
+    b.w = in.w.to(dev);
+    b.ids = in.ids.to(dev, torch::kFloat64);
+    b.last = torch::full({1}, double(S - 1), b.x.options());
+    // Only the real length's tables, broadcast to every index.
+    PosTable table;
+    Positions pos = net_->positions(0, S, S);
+    table.S = S;
+    table.cos = pos.cos.unsqueeze(0).expand({S, 2, 1, 1, S, d});
+    table.sin = pos.sin.unsqueeze(0).expand({S, 2, 1, 1, S, d});
+    table.future = pos.future;
+    b.table = &table;
     if (want_cache)
         for (bool space : layer_is_space(cfg))
             if (!space) {
-                keys.push_back(
-                    torch::empty({B * V, nh, S, d}, z.options().dtype(opt_.compute_dtype)));
-                values.push_back(
-                    torch::empty({B * V, nh, S, d}, z.options().dtype(opt_.compute_dtype)));
+                auto opts = torch::TensorOptions().dtype(opt_.compute_dtype).device(dev);
+                b.keys.push_back(torch::empty({B * V, nh, S, d}, opts));
+                b.values.push_back(torch::empty({B * V, nh, S, d}, opts));
             }
-    auto hidden =
-        net_->backbone_static(z, ids, net_->positions(0, S, S), want_cache ? &keys : nullptr,
-                              want_cache ? &values : nullptr);
-    ContextOut out;
-    out.head = net_->head(hidden.select(2, S - 1));
-    out.prefix_k = std::move(keys);
-    out.prefix_v = std::move(values);
-    return out;
+    forward(b);
+    b.out.prefix_k = b.keys;
+    b.out.prefix_v = b.values;
+    return b.out;
 }
 
-bool CompiledContext::run(const torch::Tensor &zin, const torch::Tensor &ids, bool want_cache,
-                          ContextOut *out) {
-    auto z = zin.to(net_->input_dtype());
+bool CompiledContext::run(const ContextIn &in, bool want_cache, ContextOut *out) {
     if (!opt_.graphs) {
-        *out = run_exact(z, ids, want_cache);
+        *out = run_exact(in, want_cache);
         runs_++;
         return true;
     }
-    const int64_t B = z.size(0), V = z.size(1), S = z.size(2);
+    const int64_t B = in.ids.size(0), V = in.ids.size(1);
+    const int64_t S = in.x.size(1) / net_->config().patch_size;
     Bucket *b = find(V, B, S);
     if (!b) {
         eager_fallbacks_++;
@@ -253,27 +381,36 @@ bool CompiledContext::run(const torch::Tensor &zin, const torch::Tensor &ids, bo
     }
     runs_++;
     if (b->B >= B) {
-        run_bucket(*b, z, ids, want_cache, out);
+        run_bucket(*b, in, 0, B, want_cache, out);
         return true;
     }
-    // Too many rows for any bucket: chunks through the largest, outputs joined.
+    // Too many rows for any bucket: chunks through the largest, outputs
+    // copied out and joined.
     split_runs_++;
     std::vector<ContextOut> parts;
     for (int64_t r = 0; r < B; r += b->B) {
-        int64_t n = std::min(b->B, B - r);
         parts.emplace_back();
-        run_bucket(*b, z.narrow(0, r, n), ids.narrow(0, r, n), want_cache, &parts.back());
+        run_bucket(*b, in, r, std::min(b->B, B - r), want_cache, &parts.back());
+        ContextOut &p = parts.back();
+        for (torch::Tensor *t : {&p.head.df, &p.head.loc, &p.head.scale, &p.head.probs, &p.ids,
+                                 &p.mean, &p.scale, &p.mean_patch, &p.scaler_state})
+            *t = t->clone();
     }
-    auto cat = [&](auto field) {
+    auto cat = [&](auto field, int64_t dim = 0) {
         std::vector<torch::Tensor> ts;
         for (auto &p : parts)
             ts.push_back(field(p));
-        return torch::cat(ts, 0);
+        return torch::cat(ts, dim);
     };
     out->head = {cat([](ContextOut &p) { return p.head.df; }),
                  cat([](ContextOut &p) { return p.head.loc; }),
                  cat([](ContextOut &p) { return p.head.scale; }),
                  cat([](ContextOut &p) { return p.head.probs; })};
+    out->ids = cat([](ContextOut &p) { return p.ids; });
+    out->mean = cat([](ContextOut &p) { return p.mean; });
+    out->scale = cat([](ContextOut &p) { return p.scale; });
+    out->mean_patch = cat([](ContextOut &p) { return p.mean_patch; });
+    out->scaler_state = cat([](ContextOut &p) { return p.scaler_state; }, 1);
     out->prefix_k.clear();
     out->prefix_v.clear();
     for (size_t i = 0; want_cache && i < parts[0].prefix_k.size(); i++) {

@@ -43,9 +43,21 @@ struct CompiledStats {
     int64_t eager_fallbacks = 0;       // passes that fit no bucket
 };
 
-// A context pass's results, owned (they outlive the next replay).
+// A context pass's input: B requests of V variates, each left-padded to the
+// same S whole patches, on the host.
+struct ContextIn {
+    torch::Tensor x, w; // [B*V, S*P] float64; w is 1 where observed
+    torch::Tensor ids;  // [B, V] int64 group ids
+};
+
+// A context pass's results on the model's device. They may be views of a
+// bucket's static outputs: valid until the next run().
 struct ContextOut {
     HeadOut head;                                  // each [B, V, P, K], float32 or wider
+    torch::Tensor ids;                             // [B, V] int64
+    torch::Tensor mean, scale;                     // [B*V] float64: the last patch's statistics
+    torch::Tensor mean_patch;                      // [B*V, P] float64: the next patch's mean
+    torch::Tensor scaler_state;                    // [6, B*V] float64 (Scaler::state)
     std::vector<torch::Tensor> prefix_k, prefix_v; // [B*V, heads, S, d]; empty unless asked
 };
 
@@ -68,27 +80,31 @@ class CompiledContext {
         eager_fallbacks_++;
     }
 
-    // The context pass of z [B, V, S, P] (scaled patches) with group ids
-    // [B, V]. False when no bucket fits (counted; the caller runs eagerly).
-    bool run(const torch::Tensor &z, const torch::Tensor &ids, bool want_cache, ContextOut *out);
+    // The context pass of in, scaler included. False when no bucket fits
+    // (counted; the caller runs eagerly).
+    bool run(const ContextIn &in, bool want_cache, ContextOut *out);
 
   private:
     struct Bucket;
+    struct PosTable;
     Bucket *find(int64_t V, int64_t B, int64_t S);
+    const PosTable &table_for(int64_t S);
     std::unique_ptr<Bucket> make_bucket(int64_t V, int64_t B, int64_t S);
     void forward(Bucket &b);
     void capture(Bucket &b);
     void plan_and_warm();
-    void run_bucket(Bucket &b, const torch::Tensor &z, const torch::Tensor &ids, bool want_cache,
+    void stage(Bucket &b, const ContextIn &in, int64_t row0, int64_t rows);
+    void run_bucket(Bucket &b, const ContextIn &in, int64_t row0, int64_t rows, bool want_cache,
                     ContextOut *out);
-    ContextOut run_exact(const torch::Tensor &z, const torch::Tensor &ids, bool want_cache);
+    ContextOut run_exact(const ContextIn &in, bool want_cache);
 
     std::unique_ptr<Network> net_;
     CompiledOptions opt_;
     CompiledStats plan_; // buckets, warm-up time, memory: fixed at open
     std::atomic<int64_t> runs_{0}, split_runs_{0}, eager_fallbacks_{0}, late_captures_{0};
     std::vector<std::unique_ptr<Bucket>> buckets_;
-    std::vector<torch::Tensor> pool_k_, pool_v_; // per TIME layer, flat [budget * D]
+    std::vector<torch::Tensor> pool_k_, pool_v_;    // per TIME layer, flat [budget * D]
+    std::vector<std::unique_ptr<PosTable>> tables_; // one per bucket length
     bool warm_ = false;
     struct GraphState;
     std::unique_ptr<GraphState> graph_state_;

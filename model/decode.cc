@@ -48,15 +48,6 @@ Series pad_series(const toto_request &r, int64_t P) {
     return s;
 }
 
-// (x - mean) / scale per patch, computed in float64 and handed to the model
-// in its dtype: [rows, S*P] -> [rows / V, V, S, P].
-torch::Tensor scale_patches(const torch::Tensor &x, const torch::Tensor &mean,
-                            const torch::Tensor &scale, int64_t V, int64_t P,
-                            torch::ScalarType dtype) {
-    auto z = (x - mean.repeat_interleave(P, 1)) / scale.repeat_interleave(P, 1);
-    return z.to(dtype).view({x.size(0) / V, V, x.size(1) / P, P});
-}
-
 // Decoding state of Q = G*R rows: G paths for each of R context rows.
 struct Paths {
     Paths(int64_t variates, torch::Tensor group_ids, Scaler s, int64_t context_len)
@@ -65,6 +56,7 @@ struct Paths {
     int64_t V;
     torch::Tensor ids;         // [Q / V, V]
     torch::Tensor mean, scale; // [Q] float64: scaler statistics of the last patch
+    torch::Tensor mean_patch;  // [Q, P] float64: the context pass's mean of the next patch
     HeadOut head;              // for the next patch, each [Q / V, V, P, K]
     KVCache cache;
     Scaler scaler;
@@ -72,6 +64,16 @@ struct Paths {
     int64_t prefix;               // context length (global statistics window)
     bool compiled = false;        // the compiled network computed it
 };
+
+// Next patch in original units: [Q, P] float64.
+torch::Tensor unscale(const Paths &p, const torch::Tensor &scaled, torch::ScalarType dtype) {
+    auto y = p.mean.unsqueeze(1) + p.scale.unsqueeze(1) * scaled.to(torch::kFloat64).flatten(0, 1);
+    return replace_extreme(y, dtype);
+}
+
+torch::Tensor mixture_mean_patch(const Paths &p, torch::ScalarType dtype) {
+    return unscale(p, (p.head.probs * p.head.loc).sum(-1), dtype);
+}
 
 // The context pass for requests sharing V and padded length. Keys and values
 // are kept only when a later patch will be decoded.
@@ -85,31 +87,40 @@ Paths run_context(const Network &net, const DecodeOptions &opt, const std::vecto
         ws.push_back(s.w);
         ids.push_back(s.ids);
     }
-    Paths c(V, torch::stack(ids).to(net.device()), Scaler(cfg), batch[0].x.size(1));
-    c.hist_x = torch::cat(xs).to(net.device());
-    c.hist_w = torch::cat(ws).to(net.device());
-    auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
-    auto z = scale_patches(c.hist_x, mean, scale, V, P, net.input_dtype());
-    c.cache = net.make_cache();
-    ContextOut out;
+    const ContextIn in{torch::cat(xs), torch::cat(ws), torch::stack(ids)};
     // The compiled network computes the whole request either way; a context
     // pass outside the plan runs its eager code (counted as a fallback).
-    c.compiled = opt.compiled != nullptr;
-    if (opt.compiled && !opt.use_kv_cache)
+    const bool compiled = opt.compiled != nullptr;
+    if (compiled && !opt.use_kv_cache)
         opt.compiled->note_fallback();
-    if (opt.compiled && opt.use_kv_cache && opt.compiled->run(z, c.ids, will_decode, &out)) {
+    ContextOut out;
+    if (compiled && opt.use_kv_cache && opt.compiled->run(in, will_decode, &out)) {
+        Paths c(V, out.ids, Scaler(cfg, out.scaler_state), in.x.size(1));
+        c.compiled = true;
         c.head = out.head;
+        c.mean = out.mean;
+        c.scale = out.scale;
+        c.mean_patch = out.mean_patch;
+        c.cache = net.make_cache();
         if (will_decode) {
             c.cache.prefix_k = std::move(out.prefix_k);
             c.cache.prefix_v = std::move(out.prefix_v);
-            c.cache.prefix_len = z.size(2);
+            c.cache.prefix_len = in.x.size(1) / P;
         }
-    } else {
-        auto hidden = net.backbone(z, c.ids, opt.use_kv_cache && will_decode ? &c.cache : nullptr);
-        c.head = net.head(hidden.select(2, z.size(2) - 1));
+        return c;
     }
+    Paths c(V, in.ids.to(net.device()), Scaler(cfg), in.x.size(1));
+    c.compiled = compiled;
+    c.hist_x = in.x.to(net.device());
+    c.hist_w = in.w.to(net.device());
+    auto [mean, scale] = c.scaler.init(c.hist_x, c.hist_w);
+    auto z = scale_patches(c.hist_x, mean, scale, V, P, net.input_dtype());
+    c.cache = net.make_cache();
+    auto hidden = net.backbone(z, c.ids, opt.use_kv_cache && will_decode ? &c.cache : nullptr);
+    c.head = net.head(hidden.select(2, z.size(2) - 1));
     c.mean = mean.select(1, mean.size(1) - 1);
     c.scale = scale.select(1, scale.size(1) - 1);
+    c.mean_patch = mixture_mean_patch(c, net.dtype());
     return c;
 }
 
@@ -166,16 +177,6 @@ void advance(const Network &net, const DecodeOptions &opt, Paths &p, const torch
     }
     p.mean = mean;
     p.scale = scale;
-}
-
-// Next patch in original units: [Q, P] float64.
-torch::Tensor unscale(const Paths &p, const torch::Tensor &scaled, torch::ScalarType dtype) {
-    auto y = p.mean.unsqueeze(1) + p.scale.unsqueeze(1) * scaled.to(torch::kFloat64).flatten(0, 1);
-    return replace_extreme(y, dtype);
-}
-
-torch::Tensor mixture_mean_patch(const Paths &p, torch::ScalarType dtype) {
-    return unscale(p, (p.head.probs * p.head.loc).sum(-1), dtype);
 }
 
 // One draw per path and step: a component by weight, then a Student-t draw.
@@ -254,13 +255,14 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
         steps = std::max<int64_t>(steps, ceil_div(reqs[i]->prediction_length, P));
         idx.push_back(int64_t(i));
     }
-    Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
     const HostHead first = host_head(ctx);
-    std::vector<torch::Tensor> patches;
-    for (int64_t s = 0; s < steps; s++) {
-        if (s > 0)
+    std::vector<torch::Tensor> patches{ctx.mean_patch};
+    if (steps > 1) {
+        Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
+        for (int64_t s = 1; s < steps; s++) {
             advance(net, opt, p, patches.back());
-        patches.push_back(mixture_mean_patch(p, net.dtype()));
+            patches.push_back(mixture_mean_patch(p, net.dtype()));
+        }
     }
     auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
     std::vector<ResultJob> jobs;
@@ -320,6 +322,13 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
     std::vector<ResultJob> jobs;
     for (size_t b = 0; b < members.size(); b++) {
         const toto_request &r = *group_reqs[b];
+        // Inside the first patch every statistic is exact: the paths matter
+        // only when returned.
+        if (r.prediction_length <= P && !r.return_samples) {
+            jobs.push_back({&r, first_patch_of(first, int64_t(b)), nullptr, r.num_samples, 0,
+                            group_results[b]});
+            continue;
+        }
         values.push_back(run_sampled_request(net, opt, ctx, int64_t(b), r));
         jobs.push_back({&r, first_patch_of(first, int64_t(b)), values.back().data_ptr<double>(),
                         r.num_samples, values.back().size(1), group_results[b]});

@@ -168,6 +168,11 @@ class Scaler {
     // prefix steps only (the no-cache reference path).
     std::pair<torch::Tensor, torch::Tensor> recompute(const torch::Tensor &x,
                                                       const torch::Tensor &w, int64_t prefix);
+    // The running state at the last step, [6, M]: (sum w, sum wx, m2, last
+    // mean, clamp low, clamp high). A scaler made from rows of it continues
+    // those rows exactly.
+    torch::Tensor state() const;
+    Scaler(const toto_config &cfg, const torch::Tensor &state);
 
   private:
     std::pair<torch::Tensor, torch::Tensor> causal(const torch::Tensor &x, const torch::Tensor &w,
@@ -178,6 +183,12 @@ class Scaler {
     torch::Tensor sum_w_, sum_wx_, m2_, last_mean_; // running state at the last step, [M]
     torch::Tensor lo_, hi_;                         // clamp bounds from the global scale, [M]
 };
+
+// (x - mean) / scale per patch, computed in float64 and handed to the model
+// in dtype: x [rows, S*P], mean and scale [rows, S] -> [rows / V, V, S, P].
+torch::Tensor scale_patches(const torch::Tensor &x, const torch::Tensor &mean,
+                            const torch::Tensor &scale, int64_t V, int64_t P,
+                            torch::ScalarType dtype);
 
 class CompiledContext; // compiled.h
 

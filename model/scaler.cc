@@ -86,4 +86,23 @@ std::pair<torch::Tensor, torch::Tensor> Scaler::recompute(const torch::Tensor &x
     return {last_of_each_patch(mean, cfg_.patch_size), last_of_each_patch(scale, cfg_.patch_size)};
 }
 
+torch::Tensor Scaler::state() const {
+    return torch::stack({sum_w_, sum_wx_, m2_, last_mean_, lo_, hi_});
+}
+
+Scaler::Scaler(const toto_config &cfg, const torch::Tensor &state) : cfg_(cfg) {
+    torch::Tensor *members[] = {&sum_w_, &sum_wx_, &m2_, &last_mean_, &lo_, &hi_};
+    for (int64_t i = 0; i < 6; i++)
+        *members[i] = state[i];
+}
+
+torch::Tensor scale_patches(const torch::Tensor &x, const torch::Tensor &mean,
+                            const torch::Tensor &scale, int64_t V, int64_t P,
+                            torch::ScalarType dtype) {
+    // Broadcast over the patch's steps: no host sync, so it can be captured.
+    auto steps = x.view({x.size(0), x.size(1) / P, P});
+    auto z = (steps - mean.unsqueeze(2)) / scale.unsqueeze(2);
+    return z.to(dtype).view({x.size(0) / V, V, x.size(1) / P, P});
+}
+
 } // namespace toto
