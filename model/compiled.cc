@@ -78,6 +78,7 @@ CompiledContext::CompiledContext(std::unique_ptr<Network> net, const CompiledOpt
 #endif
     if (!net_->device().is_cuda())
         opt_.graphs = false;
+    net_->use_fused_kernels(net_->device().is_cuda());
     if (opt_.graphs)
         plan_and_warm();
     warm_ = true;

@@ -10,6 +10,7 @@
 #endif
 
 #include "compiled.h"
+#include "first_patch.h"
 #include "internal.h"
 #include "result_stats.h"
 
@@ -207,43 +208,6 @@ at::Generator seeded_generator(torch::Device device, uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
 }
 
-// The first predicted patch's mixture for every request of a context pass,
-// copied to the host once.
-struct HostHead {
-    int64_t V = 0;
-    torch::Tensor params; // [4, B, V, P, K]: weights, df, loc, scale
-    torch::Tensor stats;  // [2, B*V]: scaler mean and scale of the last patch
-};
-
-HostHead host_head(const Paths &c) {
-    HostHead h;
-    h.V = c.V;
-    h.params = torch::stack({c.head.probs, c.head.df, c.head.loc, c.head.scale})
-                   .to(torch::kCPU, torch::kFloat64)
-                   .contiguous();
-    h.stats = torch::stack({c.mean, c.scale}).to(torch::kCPU, torch::kFloat64).contiguous();
-    return h;
-}
-
-std::vector<double> to_vector(const torch::Tensor &t) {
-    auto c = t.contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
-
-FirstPatch first_patch_of(const HostHead &h, int64_t b) {
-    FirstPatch fp;
-    fp.V = h.V;
-    fp.P = h.params.size(3);
-    fp.K = h.params.size(4);
-    fp.w = to_vector(h.params[0][b]);
-    fp.df = to_vector(h.params[1][b]);
-    fp.loc = to_vector(h.params[2][b]);
-    fp.scale = to_vector(h.params[3][b]);
-    fp.mean = to_vector(h.stats[0].narrow(0, b * h.V, h.V));
-    fp.sd = to_vector(h.stats[1].narrow(0, b * h.V, h.V));
-    return fp;
-}
-
 // Mean forecasts of several requests, decoded together.
 void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths &ctx,
                        const std::vector<const toto_request *> &reqs,
@@ -255,7 +219,7 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
         steps = std::max<int64_t>(steps, ceil_div(reqs[i]->prediction_length, P));
         idx.push_back(int64_t(i));
     }
-    const HostHead first = host_head(ctx);
+    const FirstPatches first(ctx.head, ctx.mean, ctx.scale, reqs);
     std::vector<torch::Tensor> patches{ctx.mean_patch};
     if (steps > 1) {
         Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
@@ -267,7 +231,7 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
     auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
     std::vector<ResultJob> jobs;
     for (size_t i = 0; i < reqs.size(); i++)
-        jobs.push_back({reqs[i], first_patch_of(first, int64_t(i)),
+        jobs.push_back({reqs[i], first.of(int64_t(i)),
                         values.data_ptr<double>() + int64_t(i) * ctx.V * steps * P, 0, steps * P,
                         results[i]});
     fill_results(jobs);
@@ -317,7 +281,7 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
         run_mean_requests(net, opt, ctx, group_reqs, group_results);
         return;
     }
-    const HostHead first = host_head(ctx);
+    const FirstPatches first(ctx.head, ctx.mean, ctx.scale, group_reqs);
     std::vector<torch::Tensor> values; // keeps the paths alive until the results are filled
     std::vector<ResultJob> jobs;
     for (size_t b = 0; b < members.size(); b++) {
@@ -325,13 +289,12 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
         // Inside the first patch every statistic is exact: the paths matter
         // only when returned.
         if (r.prediction_length <= P && !r.return_samples) {
-            jobs.push_back({&r, first_patch_of(first, int64_t(b)), nullptr, r.num_samples, 0,
-                            group_results[b]});
+            jobs.push_back({&r, first.of(int64_t(b)), nullptr, r.num_samples, 0, group_results[b]});
             continue;
         }
         values.push_back(run_sampled_request(net, opt, ctx, int64_t(b), r));
-        jobs.push_back({&r, first_patch_of(first, int64_t(b)), values.back().data_ptr<double>(),
-                        r.num_samples, values.back().size(1), group_results[b]});
+        jobs.push_back({&r, first.of(int64_t(b)), values.back().data_ptr<double>(), r.num_samples,
+                        values.back().size(1), group_results[b]});
     }
     fill_results(jobs);
 }

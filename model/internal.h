@@ -128,6 +128,11 @@ class Network {
     int64_t num_params() const {
         return w_.num_params;
     }
+    // The compiled network on a GPU: backbone_static() through the fused
+    // kernels (model/fused.h) where they exist.
+    void use_fused_kernels(bool on) {
+        fused_ = on;
+    }
 
   private:
     torch::Tensor attention_time(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
@@ -139,6 +144,9 @@ class Network {
     torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
     torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
     torch::Tensor rotate(const torch::Tensor &qk, const Positions &pos) const;
+    torch::Tensor backbone_fused(torch::Tensor x, const torch::Tensor &ids, const Positions &pos,
+                                 const std::vector<torch::Tensor> *keys,
+                                 const std::vector<torch::Tensor> *values) const;
 
     toto_config cfg_;
     Weights w_;
@@ -148,6 +156,7 @@ class Network {
     torch::Tensor inv_freq_; // [d/2], evaluated in float32 like upstream
     torch::Tensor zeta_;     // [d/2], xPos bases, float32 then converted
     torch::Tensor rot_sign_; // [d]: -1, +1, -1, ...
+    bool fused_ = false;
 };
 
 // The causal patch scaler (float64). init() scales a context; extend() takes

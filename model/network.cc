@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "fused.h"
 #include "internal.h"
 
 namespace toto {
@@ -124,8 +125,12 @@ torch::Tensor Network::attention_time(const LayerWeights &L, const torch::Tensor
             const_cast<torch::Tensor &>(*keys_out).copy_(k);
             const_cast<torch::Tensor &>(*values_out).copy_(v);
         }
-        auto scores = torch::matmul(q, k.transpose(-1, -2));
-        out = torch::matmul(masked_softmax(scores, pos.future), v);
+        if (fused_ && fused::has_attention() && q.is_cuda()) {
+            out = fused::causal_attention(q, k, v);
+        } else {
+            auto scores = torch::matmul(q, k.transpose(-1, -2));
+            out = torch::matmul(masked_softmax(scores, pos.future), v);
+        }
     } else {
         TORCH_CHECK(S == 1, "decoding takes one patch at a time");
         const int64_t G = cache->groups, R = B * V / G;
@@ -194,6 +199,8 @@ torch::Tensor Network::backbone_static(const torch::Tensor &patches, const torch
                                        const Positions &pos, const std::vector<torch::Tensor> *keys,
                                        const std::vector<torch::Tensor> *values) const {
     auto x = embed(patches);
+    if (fused_ && fused::available(x))
+        return backbone_fused(x.contiguous(), ids, pos, keys, values);
     size_t time_idx = 0;
     for (const LayerWeights &L : w_.layers) {
         auto h = rms_norm(x, L.norm1);
@@ -206,6 +213,35 @@ torch::Tensor Network::backbone_static(const torch::Tensor &patches, const torch
             time_idx++;
         }
         x = x + mlp(L, rms_norm(x, L.norm2));
+    }
+    return x;
+}
+
+// backbone_static() with each residual add fused into the next norm and the
+// MLP's gate into one kernel: the same arithmetic in fewer, larger launches.
+torch::Tensor Network::backbone_fused(torch::Tensor x, const torch::Tensor &ids,
+                                      const Positions &pos, const std::vector<torch::Tensor> *keys,
+                                      const std::vector<torch::Tensor> *values) const {
+    const std::vector<LayerWeights> &layers = w_.layers;
+    auto h = fused::rms_norm(x, layers[0].norm1);
+    size_t time_idx = 0;
+    for (size_t i = 0; i < layers.size(); i++) {
+        const LayerWeights &L = layers[i];
+        torch::Tensor delta;
+        if (L.is_space) {
+            delta = attention_space(L, h, ids);
+        } else {
+            const torch::Tensor *ko = keys ? &(*keys)[time_idx] : nullptr;
+            const torch::Tensor *vo = values ? &(*values)[time_idx] : nullptr;
+            delta = attention_time(L, h, time_idx, pos, nullptr, ko, vo);
+            time_idx++;
+        }
+        h = fused::add_rms_norm(x, delta, L.norm2);
+        delta = torch::linear(fused::swiglu(torch::linear(h, L.w12, L.b12)), L.w3, L.b3);
+        if (i + 1 < layers.size())
+            h = fused::add_rms_norm(x, delta, layers[i + 1].norm1);
+        else
+            x.add_(delta);
     }
     return x;
 }

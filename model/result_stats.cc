@@ -30,9 +30,33 @@ double sorted_quantile(const double *sorted, size_t n, double q) {
     return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
 }
 
+// Level q of step t of variate v, computed before (on the GPU).
+double precomputed_quantile(const FirstPatch &fp, int64_t v, int64_t t, double q) {
+    const std::vector<double> &levels = *fp.pre_levels;
+    size_t l = size_t(std::lower_bound(levels.begin(), levels.end(), q) - levels.begin());
+    return fp.pre_q[int64_t(l) * fp.pre_q_stride + v * fp.P + t];
+}
+
+// Step t (< P) of variate v from the statistics computed on the GPU.
+void fill_precomputed_step(const toto_request &r, const FirstPatch &fp, int64_t v, int64_t t,
+                           bool exact_mean, toto_result *res) {
+    const int64_t h = r.prediction_length, at = v * h + t;
+    if (exact_mean)
+        res->mean[at] = fp.pre_mean[v * fp.P + t];
+    if (res->median)
+        res->median[at] = precomputed_quantile(fp, v, t, 0.5);
+    for (int l = 0; l < r.n_quantiles; l++)
+        res->quantiles[l * r.n_variates * h + at] =
+            precomputed_quantile(fp, v, t, r.quantile_levels[l]);
+}
+
 // Step t (< P) of variate v: exact statistics of the head's mixture.
 void fill_exact_step(const toto_request &r, const FirstPatch &fp, int64_t v, int64_t t,
                      bool exact_mean, toto_result *res) {
+    if (fp.pre_mean) {
+        fill_precomputed_step(r, fp, v, t, exact_mean, res);
+        return;
+    }
     const int64_t h = r.prediction_length, at = v * h + t, k0 = (v * fp.P + t) * fp.K;
     mixture_t m = {int(fp.K), &fp.w[k0], &fp.df[k0], &fp.loc[k0], &fp.scale[k0]};
     auto unscale = [&](double z) { return fp.mean[v] + fp.sd[v] * z; };

@@ -15,6 +15,12 @@ struct FirstPatch {
     int64_t V = 0, P = 0, K = 0;
     std::vector<double> w, df, loc, scale; // [V][P][K]
     std::vector<double> mean, sd;          // [V]
+    // Or already computed (on the GPU): the exact mean [V][P] and quantiles,
+    // level l's [V][P] at pre_q + l * pre_q_stride, for the levels in
+    // pre_levels (every level the request asks for, and 0.5).
+    const double *pre_mean = nullptr, *pre_q = nullptr;
+    int64_t pre_q_stride = 0;
+    const std::vector<double> *pre_levels = nullptr;
 };
 
 // One result to fill. paths holds, row-major with row length stride, the

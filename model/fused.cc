@@ -1,0 +1,121 @@
+// fused.cc - the compiled network's fused operations (see fused.h).
+#include "fused.h"
+
+#include <torch/version.h>
+
+#include "internal.h"
+
+#ifdef TOTO_CUDA_KERNELS
+#include <c10/cuda/CUDAStream.h>
+
+#include "cuda/kernels.h"
+#endif
+
+namespace toto {
+namespace fused {
+
+#ifdef TOTO_CUDA_KERNELS
+
+namespace {
+
+toto_k_dtype kernel_dtype(const torch::Tensor &t) {
+    return t.scalar_type() == torch::kBFloat16 ? TOTO_K_BF16 : TOTO_K_F32;
+}
+
+// The current stream: the capture stream while a graph is being captured.
+void *stream() {
+    return c10::cuda::getCurrentCUDAStream().stream();
+}
+
+void check(int rc, const char *what) {
+    if (rc != 0)
+        throw Error(TOTO_EMODEL,
+                    std::string("compiled path: ") + what + ": " + toto_cuda_error_string(rc));
+}
+
+} // namespace
+
+bool available(const torch::Tensor &x) {
+    return x.is_cuda() &&
+           (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kFloat32);
+}
+
+torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) {
+    auto y = torch::empty_like(x);
+    const int64_t dim = x.size(-1);
+    check(toto_k_rmsnorm(y.data_ptr(), kernel_dtype(y), x.data_ptr(), kernel_dtype(x),
+                         scale.data_ptr(), kernel_dtype(scale), x.numel() / dim, dim, stream()),
+          "rmsnorm");
+    return y;
+}
+
+torch::Tensor add_rms_norm(torch::Tensor &x, const torch::Tensor &delta,
+                           const torch::Tensor &scale) {
+    auto y = torch::empty_like(x);
+    const int64_t dim = x.size(-1);
+    auto d = delta.contiguous();
+    check(toto_k_add_rmsnorm(x.data_ptr(), kernel_dtype(x), d.data_ptr(), kernel_dtype(d),
+                             y.data_ptr(), kernel_dtype(y), scale.data_ptr(), kernel_dtype(scale),
+                             x.numel() / dim, dim, stream()),
+          "add_rmsnorm");
+    return y;
+}
+
+torch::Tensor swiglu(const torch::Tensor &u) {
+    auto sizes = u.sizes().vec();
+    const int64_t H = sizes.back() / 2;
+    sizes.back() = H;
+    auto out = torch::empty(sizes, u.options());
+    check(toto_k_swiglu(out.data_ptr(), kernel_dtype(out), u.data_ptr(), kernel_dtype(u),
+                        u.numel() / (2 * H), H, stream()),
+          "swiglu");
+    return out;
+}
+
+#else
+
+bool available(const torch::Tensor &) {
+    return false;
+}
+
+torch::Tensor rms_norm(const torch::Tensor &, const torch::Tensor &) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
+
+torch::Tensor add_rms_norm(torch::Tensor &, const torch::Tensor &, const torch::Tensor &) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
+
+torch::Tensor swiglu(const torch::Tensor &) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
+
+#endif
+
+// scaled_dot_product_attention and its scale argument came with libtorch 2.1.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+
+bool has_attention() {
+    return true;
+}
+
+torch::Tensor causal_attention(const torch::Tensor &q, const torch::Tensor &k,
+                               const torch::Tensor &v) {
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, /*scale=*/1.0);
+}
+
+#else
+
+bool has_attention() {
+    return false;
+}
+
+torch::Tensor causal_attention(const torch::Tensor &, const torch::Tensor &,
+                               const torch::Tensor &) {
+    throw Error(TOTO_EMODEL, "fused attention needs libtorch 2.1 or later");
+}
+
+#endif
+
+} // namespace fused
+} // namespace toto
