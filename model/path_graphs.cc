@@ -1,0 +1,282 @@
+// path_graphs.cc - sampled paths decoded by CUDA graphs (see path_graphs.h).
+#include "path_graphs.h"
+
+#include <cstring>
+#include <limits>
+
+#ifdef TOTO_TORCH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+#ifdef TOTO_CUDA_KERNELS
+#include "cuda/kernels.h"
+#endif
+
+namespace toto {
+
+namespace {
+
+int64_t next_pow2(int64_t n) {
+    int64_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+// Padded variates get groups of their own, out of reach of int32 ids.
+int64_t sentinel_id(int64_t v) {
+    return -(int64_t(1) << 40) - v;
+}
+
+} // namespace
+
+// Static buffers of N paths of V variates (Q = N * V rows), views of the
+// shared pools: only one bucket runs at a time.
+struct PathGraphs::Bucket {
+    int64_t V, N;
+    HeadOut head;              // each [N, V, P, K] float32
+    torch::Tensor mean, scale; // [Q] float64
+    torch::Tensor state;       // [6, Q] float64
+    torch::Tensor ids;         // [N, V] int64
+    torch::Tensor keys, rows;  // [Q] int64: the seed, and path * V_real + variate
+    torch::Tensor step;        // [1] int64: the patch being drawn
+    torch::Tensor prefix_len;  // [1] int64: real context patches
+    torch::Tensor paths;       // [Q, max_steps, P] float64
+    Network::StepBuffers buf;  // views of the pools for this bucket
+#ifdef TOTO_TORCH_CUDA
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(net), opt_(opt) {
+    const toto_config &cfg = net.config();
+    const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
+    const int64_t K = cfg.k_components, R = opt.max_rows, T = opt.max_steps;
+    const auto dev = net.device();
+    const auto cdt = torch::TensorOptions().dtype(net.dtype()).device(dev);
+    const auto f32 = cdt.dtype(torch::kFloat32), f64 = cdt.dtype(torch::kFloat64);
+    for (bool space : layer_is_space(cfg))
+        if (!space) {
+            pools_.prefix_k.push_back(torch::zeros({opt.max_variates, nh, opt.max_prefix, d}, cdt));
+            pools_.prefix_v.push_back(torch::zeros({opt.max_variates, nh, opt.max_prefix, d}, cdt));
+            pools_.suffix_k.push_back(torch::zeros({R * T * D}, cdt));
+            pools_.suffix_v.push_back(torch::zeros({R * T * D}, cdt));
+        }
+    // A benign mixture until a job is staged (warm-up and capture draw from it).
+    head_pool_ = torch::ones({4, R * P * K}, f32).mul_(3.0);
+    stats_pool_ = torch::zeros({8, R}, f64);
+    paths_pool_ = torch::zeros({R * T * P}, f64);
+    // Positions of every decoded patch: offset t, centred on floor(t / 2).
+    std::vector<torch::Tensor> cos, sin;
+    for (int64_t t = 0; t < opt.max_prefix + T; t++) {
+        Positions pos = net.positions(t, 1, 1);
+        cos.push_back(pos.cos);
+        sin.push_back(pos.sin);
+    }
+    table_cos_ = torch::stack(cos);
+    table_sin_ = torch::stack(sin);
+    const int64_t esize = int64_t(torch::elementSize(net.dtype()));
+    bytes_ = int64_t(pools_.prefix_k.size()) * 2 * (opt.max_variates * opt.max_prefix + R * T) * D *
+                 esize +
+             (4 * R * P * K) * 4 + (8 * R + R * T * P) * 8;
+    for (int64_t V = 1; V <= opt.max_variates; V *= 2)
+        for (int64_t N = 1; N * V <= R; N *= 4) {
+            auto b = std::make_unique<Bucket>();
+            b->V = V;
+            b->N = N;
+            const int64_t Q = N * V;
+            auto head = [&](int i) {
+                return head_pool_[i].narrow(0, 0, Q * P * K).view({N, V, P, K});
+            };
+            b->head = {head(1), head(2), head(3), head(0)}; // df, loc, scale, probs
+            b->head.probs.fill_(1.0 / double(K));
+            b->mean = stats_pool_[6].narrow(0, 0, Q);
+            b->scale = stats_pool_[7].narrow(0, 0, Q);
+            b->state = stats_pool_.narrow(0, 0, 6).narrow(1, 0, Q);
+            auto i64 = f64.dtype(torch::kInt64);
+            b->ids = torch::zeros({N, V}, i64);
+            b->keys = torch::zeros({Q}, i64);
+            b->rows = torch::arange(Q, i64);
+            b->step = torch::zeros({1}, i64);
+            b->prefix_len = torch::ones({1}, i64);
+            b->paths = paths_pool_.narrow(0, 0, Q * T * P).view({Q, T, P});
+            for (size_t i = 0; i < pools_.prefix_k.size(); i++) {
+                b->buf.prefix_k.push_back(pools_.prefix_k[i].narrow(0, 0, V));
+                b->buf.prefix_v.push_back(pools_.prefix_v[i].narrow(0, 0, V));
+                b->buf.suffix_k.push_back(
+                    pools_.suffix_k[i].narrow(0, 0, Q * T * D).view({Q, nh, T, d}));
+                b->buf.suffix_v.push_back(
+                    pools_.suffix_v[i].narrow(0, 0, Q * T * D).view({Q, nh, T, d}));
+            }
+            b->buf.step = b->step;
+            buckets_.push_back(std::move(b));
+        }
+}
+
+PathGraphs::~PathGraphs() = default;
+
+int64_t PathGraphs::buckets() const {
+    return int64_t(buckets_.size());
+}
+
+// Draws patch `step` of every row from the bucket's head into its paths, in
+// original units (extremes zeroed); the draws' counters are (row, step).
+void PathGraphs::sample(Bucket &b) {
+#ifdef TOTO_CUDA_KERNELS
+    const int64_t Q = b.N * b.V, P = b.head.df.size(2), K = b.head.df.size(3);
+    auto counters = b.rows + b.step * (int64_t(1) << 32);
+    auto draws = torch::empty({Q, P}, b.head.df.options());
+    int rc = toto_k_mixture_sample(draws.data_ptr(), b.head.probs.data_ptr(), b.head.df.data_ptr(),
+                                   b.head.loc.data_ptr(), b.head.scale.data_ptr(),
+                                   b.keys.data_ptr(), counters.data_ptr(), Q, P, K,
+                                   c10::cuda::getCurrentCUDAStream().stream());
+    if (rc != 0)
+        throw Error(TOTO_EMODEL,
+                    std::string("path graphs: sampler: ") + toto_cuda_error_string(rc));
+    auto x = b.mean.unsqueeze(1) + b.scale.unsqueeze(1) * draws.to(torch::kFloat64);
+    b.paths.index_copy_(1, b.step, replace_extreme(x, net_.dtype()).unsqueeze(1));
+#else
+    (void)b;
+    throw Error(TOTO_EMODEL, "path graphs: built without the CUDA kernels");
+#endif
+}
+
+// One replay: draw patch `step`, append it, and compute the head of the next.
+void PathGraphs::step(Bucket &b) {
+    const toto_config &cfg = net_.config();
+    const int64_t P = cfg.patch_size, S = b.buf.prefix_k[0].size(2);
+    const int64_t T = b.paths.size(1);
+    sample(b);
+    auto xn = b.paths.index_select(1, b.step).squeeze(1); // [Q, P]
+    Scaler scaler(cfg, b.state);
+    auto [mean, scale] = scaler.extend(xn);
+    auto z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), b.V, P, net_.input_dtype());
+    auto t = b.prefix_len + b.step; // this patch's position
+    Positions pos;
+    pos.cos = table_cos_.index_select(0, t).squeeze(0);
+    pos.sin = table_sin_.index_select(0, t).squeeze(0);
+    auto i64 = b.step.options();
+    b.buf.prefix_blocked = torch::arange(S, i64) >= b.prefix_len;
+    b.buf.suffix_blocked = torch::arange(T, i64) > b.step;
+    auto hidden = net_.decode_step_static(z, b.ids, pos, b.buf);
+    HeadOut h = net_.head(hidden.select(2, 0));
+    b.head.df.copy_(h.df);
+    b.head.loc.copy_(h.loc);
+    b.head.scale.copy_(h.scale);
+    b.head.probs.copy_(h.probs);
+    b.mean.copy_(mean);
+    b.scale.copy_(scale);
+    b.state.copy_(scaler.state());
+    b.step.add_(1);
+}
+
+void PathGraphs::capture(Bucket &b, std::pair<unsigned long long, unsigned long long> pool) {
+#ifdef TOTO_TORCH_CUDA
+    for (int i = 0; i < 2; i++) { // warm: cuBLAS handles and workspaces exist before capture
+        b.step.zero_();
+        step(b);
+    }
+    c10::cuda::getCurrentCUDAStream().synchronize();
+    b.step.zero_();
+    b.graph = std::make_unique<at::cuda::CUDAGraph>();
+    b.graph->capture_begin(pool);
+    step(b);
+    b.graph->capture_end();
+    b.step.zero_();
+    b.graph->replay();
+#else
+    (void)b;
+    (void)pool;
+#endif
+}
+
+void PathGraphs::capture_all(std::pair<unsigned long long, unsigned long long> pool) {
+    for (auto &b : buckets_)
+        capture(*b, pool);
+}
+
+// The smallest bucket of V variates holding N paths, or the largest (split).
+PathGraphs::Bucket *PathGraphs::find(int64_t V, int64_t N) {
+    Bucket *best = nullptr;
+    for (auto &b : buckets_) {
+        if (b->V != V)
+            continue;
+        best = b.get();
+        if (b->N >= N)
+            break;
+    }
+    return best;
+}
+
+// Paths first_path.. of job into the bucket: every path starts from the
+// context row's head and statistics; padded variates copy variate 0 (finite
+// values; their own group ids keep them apart).
+void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
+    const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
+    std::vector<int64_t> vidx(size_t(b.V), 0), ids(size_t(b.V));
+    auto host_ids = job.ids.to(torch::kCPU);
+    for (int64_t v = 0; v < b.V; v++) {
+        vidx[size_t(v)] = v < V ? v : 0;
+        ids[size_t(v)] = v < V ? host_ids[0][v].item<int64_t>() : sentinel_id(v);
+    }
+    auto dev = b.ids.device();
+    auto vi = torch::tensor(vidx, torch::kInt64).to(dev);
+    auto fill = [&](torch::Tensor &dst, const torch::Tensor &src) { // [1, V, P, K] -> [N, V', P, K]
+        dst.copy_(src.index_select(1, vi).expand(dst.sizes()));
+    };
+    fill(b.head.df, job.head.df);
+    fill(b.head.loc, job.head.loc);
+    fill(b.head.scale, job.head.scale);
+    fill(b.head.probs, job.head.probs);
+    b.mean.view({b.N, b.V}).copy_(job.mean.index_select(0, vi).unsqueeze(0).expand({b.N, b.V}));
+    b.scale.view({b.N, b.V}).copy_(job.scale.index_select(0, vi).unsqueeze(0).expand({b.N, b.V}));
+    b.state.view({6, b.N, b.V})
+        .copy_(job.state.index_select(1, vi).unsqueeze(1).expand({6, b.N, b.V}));
+    b.ids.copy_(torch::tensor(ids, torch::kInt64).to(dev).unsqueeze(0).expand({b.N, b.V}));
+    int64_t key;
+    std::memcpy(&key, &job.seed, sizeof key);
+    b.keys.fill_(key);
+    // row = path * V + variate, the path counted over the whole request
+    auto path = torch::arange(first_path, first_path + b.N, b.rows.options()).unsqueeze(1);
+    b.rows.view({b.N, b.V}).copy_(path * V + torch::arange(b.V, b.rows.options()).unsqueeze(0));
+    b.prefix_len.fill_(S);
+    b.step.zero_();
+    for (size_t i = 0; i < job.prefix_k.size(); i++) {
+        b.buf.prefix_k[i].narrow(0, 0, V).narrow(2, 0, S).copy_(job.prefix_k[i]);
+        b.buf.prefix_v[i].narrow(0, 0, V).narrow(2, 0, S).copy_(job.prefix_v[i]);
+    }
+}
+
+bool PathGraphs::run(const PathJob &job, torch::Tensor *values) {
+    const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
+    const int64_t P = net_.config().patch_size, N = job.paths, steps = job.steps;
+#ifndef TOTO_CUDA_KERNELS
+    return false;
+#endif
+    if ((steps > 1 && job.prefix_k.empty()) || V > opt_.max_variates || S > opt_.max_prefix ||
+        steps > opt_.max_steps || steps < 1)
+        return false;
+    Bucket *b = find(next_pow2(V), N);
+    if (!b)
+        return false;
+    *values = torch::empty({N * V, steps * P}, torch::kFloat64);
+    for (int64_t first = 0; first < N; first += b->N) {
+        const int64_t n = std::min(b->N, N - first);
+        stage(*b, job, first);
+        for (int64_t s = 0; s + 1 < steps; s++) {
+#ifdef TOTO_TORCH_CUDA
+            b->graph->replay();
+#endif
+        }
+        sample(*b); // the last patch needs no step after it
+        auto real = b->paths.view({b->N, b->V, b->paths.size(1), P})
+                        .narrow(0, 0, n)
+                        .narrow(1, 0, V)
+                        .narrow(2, 0, steps)
+                        .reshape({n * V, steps * P});
+        values->narrow(0, first * V, n * V).copy_(real);
+    }
+    return true;
+}
+
+} // namespace toto
