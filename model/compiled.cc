@@ -92,6 +92,7 @@ CompiledStats CompiledContext::stats() const {
     s.split_runs = split_runs_;
     s.eager_fallbacks = eager_fallbacks_;
     s.captures_after_warmup = late_captures_;
+    s.path_runs = path_runs_;
     return s;
 }
 
@@ -235,6 +236,12 @@ void CompiledContext::plan_and_warm() {
     for (auto &b : buckets_)
         capture(*b);
 #ifdef TOTO_TORCH_CUDA
+    PathGraphOptions po;
+    po.max_prefix = std::max(opt_.max_patches, kMinPatches);
+    po.max_variates = opt_.max_variates;
+    paths_ = std::make_unique<PathGraphs>(*net_, po);
+    paths_->capture_all(graph_state_->pool);
+    plan_.path_buckets = paths_->buckets();
     graph_state_->stream.synchronize();
     plan_.pool_bytes +=
         c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current - before;
@@ -365,6 +372,13 @@ ContextOut CompiledContext::run_exact(const ContextIn &in, bool want_cache) {
     b.out.prefix_k = b.keys;
     b.out.prefix_v = b.values;
     return b.out;
+}
+
+bool CompiledContext::run_paths(const PathJob &job, torch::Tensor *values) {
+    if (!paths_ || !paths_->run(job, values))
+        return false;
+    path_runs_++;
+    return true;
 }
 
 bool CompiledContext::run(const ContextIn &in, bool want_cache, ContextOut *out) {

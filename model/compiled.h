@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "path_graphs.h"
 
 namespace toto {
 
@@ -41,6 +42,8 @@ struct CompiledStats {
     int64_t runs = 0;                  // context passes served by a bucket
     int64_t split_runs = 0;            // of those, passes split over several replays
     int64_t eager_fallbacks = 0;       // passes that fit no bucket
+    int64_t path_buckets = 0;          // decoding buckets of sampled paths
+    int64_t path_runs = 0;             // sampled requests decoded by them
 };
 
 // A context pass's input: B requests of V variates, each left-padded to the
@@ -75,6 +78,10 @@ class CompiledContext {
     }
     // Safe from any thread while another runs forecasts.
     CompiledStats stats() const;
+    // Sampled paths by graphs (GPU graph modes only): false when there are
+    // none or job fits none (the caller decodes eagerly).
+    bool run_paths(const PathJob &job, torch::Tensor *values);
+
     // A context pass the caller ran with the eager code instead (counted).
     void note_fallback() {
         eager_fallbacks_++;
@@ -102,6 +109,8 @@ class CompiledContext {
     CompiledOptions opt_;
     CompiledStats plan_; // buckets, warm-up time, memory: fixed at open
     std::atomic<int64_t> runs_{0}, split_runs_{0}, eager_fallbacks_{0}, late_captures_{0};
+    std::atomic<int64_t> path_runs_{0};
+    std::unique_ptr<PathGraphs> paths_;
     std::vector<std::unique_ptr<Bucket>> buckets_;
     std::vector<torch::Tensor> pool_k_, pool_v_;    // per TIME layer, flat [budget * D]
     std::vector<std::unique_ptr<PosTable>> tables_; // one per bucket length

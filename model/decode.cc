@@ -253,6 +253,37 @@ torch::Tensor run_sampled_request(const Network &net, const DecodeOptions &opt, 
     return torch::cat(patches, 1).to(torch::kCPU).contiguous();
 }
 
+// The context row b's part of ctx for the path graphs.
+PathJob path_job(const Paths &ctx, int64_t b, const toto_request &r, int64_t P) {
+    const int64_t V = ctx.V;
+    PathJob job;
+    auto row = [&](const torch::Tensor &t) { return t.narrow(0, b, 1); };
+    job.head = {row(ctx.head.df), row(ctx.head.loc), row(ctx.head.scale), row(ctx.head.probs)};
+    job.mean = ctx.mean.narrow(0, b * V, V);
+    job.scale = ctx.scale.narrow(0, b * V, V);
+    job.state = ctx.scaler.state().narrow(1, b * V, V);
+    job.ids = ctx.ids.narrow(0, b, 1);
+    for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
+        job.prefix_k.push_back(ctx.cache.prefix_k[i].narrow(0, b * V, V));
+        job.prefix_v.push_back(ctx.cache.prefix_v[i].narrow(0, b * V, V));
+    }
+    job.seed = r.seed;
+    job.paths = r.num_samples;
+    job.steps = ceil_div(r.prediction_length, P);
+    return job;
+}
+
+// Request b's sampled paths: by the compiled path's graphs where they fit,
+// else decoded eagerly. [N*V, steps*P] on the host.
+torch::Tensor sampled_paths(const Network &net, const DecodeOptions &opt, const Paths &ctx,
+                            int64_t b, const toto_request &r) {
+    torch::Tensor values;
+    if (ctx.compiled && opt.compiled &&
+        opt.compiled->run_paths(path_job(ctx, b, r, net.config().patch_size), &values))
+        return values;
+    return run_sampled_request(net, opt, ctx, b, r);
+}
+
 void fail_result(toto_result *res, int code, const std::string &msg) {
     toto_result_free(res);
     res->status = code;
@@ -292,7 +323,7 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
             jobs.push_back({&r, first.of(int64_t(b)), nullptr, r.num_samples, 0, group_results[b]});
             continue;
         }
-        values.push_back(run_sampled_request(net, opt, ctx, int64_t(b), r));
+        values.push_back(sampled_paths(net, opt, ctx, int64_t(b), r));
         jobs.push_back({&r, first.of(int64_t(b)), values.back().data_ptr<double>(), r.num_samples,
                         values.back().size(1), group_results[b]});
     }

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -94,6 +95,20 @@ class Network {
                                   const Positions &pos, const std::vector<torch::Tensor> *keys,
                                   const std::vector<torch::Tensor> *values) const;
 
+    // One decoding step on static buffers (the compiled path's path graphs):
+    // patches [N, V, 1, P] of N paths, pos the tables of its one position.
+    // Every TIME layer writes this step's keys and values into its suffix
+    // buffer [N*V, heads, T, d] at index step ([1] int64 on the device) and
+    // attends over the prefix [V, heads, Smax, d] its N paths share, minus
+    // prefix_blocked ([Smax] bool), and over the suffix minus suffix_blocked
+    // ([T] bool). Returns [N, V, 1, D].
+    struct StepBuffers {
+        std::vector<torch::Tensor> prefix_k, prefix_v, suffix_k, suffix_v; // per TIME layer
+        torch::Tensor prefix_blocked, suffix_blocked, step;
+    };
+    torch::Tensor decode_step_static(const torch::Tensor &patches, const torch::Tensor &ids,
+                                     const Positions &pos, const StepBuffers &buf) const;
+
     // Rotary tables for positions offset..offset+n-1, with xPos centred as for
     // a call of centre_len positions (centre_len = n in the eager path).
     Positions positions(int64_t offset, int64_t n, int64_t centre_len) const;
@@ -144,9 +159,14 @@ class Network {
     torch::Tensor mlp(const LayerWeights &L, const torch::Tensor &x) const;
     torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &scale) const;
     torch::Tensor rotate(const torch::Tensor &qk, const Positions &pos) const;
-    torch::Tensor backbone_fused(torch::Tensor x, const torch::Tensor &ids, const Positions &pos,
-                                 const std::vector<torch::Tensor> *keys,
-                                 const std::vector<torch::Tensor> *values) const;
+    // The layers with fused kernels where they exist; attend(layer, normed
+    // input, TIME layer index) gives each TIME layer's attention output.
+    using TimeAttention =
+        std::function<torch::Tensor(const LayerWeights &, const torch::Tensor &, size_t)>;
+    torch::Tensor layers_fused(torch::Tensor x, const torch::Tensor &ids,
+                               const TimeAttention &attend) const;
+    torch::Tensor attention_step(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
+                                 const Positions &pos, const StepBuffers &buf) const;
 
     toto_config cfg_;
     Weights w_;

@@ -200,7 +200,11 @@ torch::Tensor Network::backbone_static(const torch::Tensor &patches, const torch
                                        const std::vector<torch::Tensor> *values) const {
     auto x = embed(patches);
     if (fused_ && fused::available(x))
-        return backbone_fused(x.contiguous(), ids, pos, keys, values);
+        return layers_fused(
+            x.contiguous(), ids, [&](const LayerWeights &L, const torch::Tensor &h, size_t i) {
+                return attention_time(L, h, i, pos, nullptr, keys ? &(*keys)[i] : nullptr,
+                                      values ? &(*values)[i] : nullptr);
+            });
     size_t time_idx = 0;
     for (const LayerWeights &L : w_.layers) {
         auto h = rms_norm(x, L.norm1);
@@ -217,33 +221,69 @@ torch::Tensor Network::backbone_static(const torch::Tensor &patches, const torch
     return x;
 }
 
-// backbone_static() with each residual add fused into the next norm and the
-// MLP's gate into one kernel: the same arithmetic in fewer, larger launches.
-torch::Tensor Network::backbone_fused(torch::Tensor x, const torch::Tensor &ids,
-                                      const Positions &pos, const std::vector<torch::Tensor> *keys,
-                                      const std::vector<torch::Tensor> *values) const {
+// The layers with each residual add fused into the next norm and the MLP's
+// gate into one kernel (the same arithmetic in fewer launches) when the
+// kernels exist, else the plain operations.
+torch::Tensor Network::layers_fused(torch::Tensor x, const torch::Tensor &ids,
+                                    const TimeAttention &attend) const {
     const std::vector<LayerWeights> &layers = w_.layers;
-    auto h = fused::rms_norm(x, layers[0].norm1);
+    const bool fz = fused_ && fused::available(x);
+    auto add_norm = [&](const torch::Tensor &delta, const torch::Tensor &scale) {
+        if (fz)
+            return fused::add_rms_norm(x, delta, scale);
+        x = x + delta;
+        return rms_norm(x, scale);
+    };
+    auto h = fz ? fused::rms_norm(x, layers[0].norm1) : rms_norm(x, layers[0].norm1);
     size_t time_idx = 0;
     for (size_t i = 0; i < layers.size(); i++) {
         const LayerWeights &L = layers[i];
-        torch::Tensor delta;
-        if (L.is_space) {
-            delta = attention_space(L, h, ids);
-        } else {
-            const torch::Tensor *ko = keys ? &(*keys)[time_idx] : nullptr;
-            const torch::Tensor *vo = values ? &(*values)[time_idx] : nullptr;
-            delta = attention_time(L, h, time_idx, pos, nullptr, ko, vo);
-            time_idx++;
-        }
-        h = fused::add_rms_norm(x, delta, L.norm2);
-        delta = torch::linear(fused::swiglu(torch::linear(h, L.w12, L.b12)), L.w3, L.b3);
+        auto delta = L.is_space ? attention_space(L, h, ids) : attend(L, h, time_idx++);
+        h = add_norm(delta, L.norm2);
+        delta = fz ? torch::linear(fused::swiglu(torch::linear(h, L.w12, L.b12)), L.w3, L.b3)
+                   : mlp(L, h);
         if (i + 1 < layers.size())
-            h = fused::add_rms_norm(x, delta, layers[i + 1].norm1);
+            h = add_norm(delta, layers[i + 1].norm1);
         else
-            x.add_(delta);
+            x = x + delta;
     }
     return x;
+}
+
+// One query patch per path against the shared prefix and its own suffix.
+torch::Tensor Network::attention_step(const LayerWeights &L, const torch::Tensor &x,
+                                      size_t time_idx, const Positions &pos,
+                                      const StepBuffers &buf) const {
+    const int64_t N = x.size(0), V = x.size(1), nh = cfg_.num_heads, d = head_dim_;
+    const double inf = std::numeric_limits<double>::infinity();
+    // [N, V, 1, 3, nh, d] -> three [N*V, nh, 1, d]
+    auto qkv = torch::linear(x, L.wqkv, L.bqkv).view({N * V, 1, 3, nh, d}).permute({2, 0, 3, 1, 4});
+    auto qk = rotate(qkv.narrow(0, 0, 2), pos);
+    auto q = qk[0], k = qk[1], v = qkv[2];
+    auto sk = buf.suffix_k[time_idx], sv = buf.suffix_v[time_idx];
+    sk.index_copy_(2, buf.step, k);
+    sv.index_copy_(2, buf.step, v);
+    const auto &pk = buf.prefix_k[time_idx], &pv = buf.prefix_v[time_idx];
+    const int64_t S = pk.size(2), T = sk.size(2);
+    // All N paths of a variate query its prefix as one [N, d] block.
+    auto qg = q.reshape({N, V, nh, d}).permute({1, 2, 0, 3}); // [V, nh, N, d]
+    auto s_pre = torch::matmul(qg, pk.transpose(-1, -2)).masked_fill(buf.prefix_blocked, -inf);
+    s_pre = s_pre.permute({2, 0, 1, 3}).reshape({N * V, nh, 1, S});
+    auto s_suf = torch::matmul(q, sk.transpose(-1, -2)).masked_fill(buf.suffix_blocked, -inf);
+    auto p = torch::softmax(torch::cat({s_pre, s_suf}, -1), -1);
+    auto p_pre = p.narrow(-1, 0, S).reshape({N, V, nh, S}).permute({1, 2, 0, 3});
+    auto o_pre = torch::matmul(p_pre, pv).permute({2, 0, 1, 3}).reshape({N * V, nh, 1, d});
+    auto out = o_pre + torch::matmul(p.narrow(-1, S, T), sv);
+    out = out.view({N, V, nh, 1, d}).permute({0, 1, 3, 2, 4}).reshape({N, V, 1, nh * d});
+    return torch::linear(out, L.wo, L.bo);
+}
+
+torch::Tensor Network::decode_step_static(const torch::Tensor &patches, const torch::Tensor &ids,
+                                          const Positions &pos, const StepBuffers &buf) const {
+    return layers_fused(embed(patches).contiguous(), ids,
+                        [&](const LayerWeights &L, const torch::Tensor &h, size_t i) {
+                            return attention_step(L, h, i, pos, buf);
+                        });
 }
 
 HeadOut Network::head(const torch::Tensor &hidden) const {
