@@ -1,371 +1,43 @@
 /*
- * mixture.c - Student-t CDF through the regularized incomplete beta function,
- * and the Student-t mixture's CDF, quantiles and mean (see mixture.h).
- *
- * For T with nu degrees of freedom and u = |x| / sqrt(nu):
- *   P(T > |x|) = 1/2 * I_z(nu/2, 1/2),   z = 1 / (1 + u^2),
- * and I_z(a, b) = 1 - I_{1-z}(b, a). For moderate df a continued fraction
- * evaluates whichever of the two converges fast, so the small tail is
- * computed directly and never as 1 - (something close to 1); for large df an
- * expansion in incomplete gamma functions replaces it (see below).
- * Accuracy: about 1e-15 absolute and 1e-14 relative in the tails, any df.
+ * mixture.c - the Student-t CDF and the Student-t mixture's CDF, quantiles
+ * and mean (see mixture.h). The math lives in mixture_impl.h, which CUDA
+ * device code (model/cuda/mixture_stats.cu) compiles too; here it runs
+ * sequentially over the components.
  */
 #include "mixture.h"
 
-#include <float.h>
-#include <math.h>
+#include "mixture_impl.h"
 
-#define PI_D        3.14159265358979323846
-#define LOG_SQRT_PI 0.57236494292470008707 /* log(sqrt(pi)) = lgamma(1/2) */
-#define CF_MAX_ITER 100000
-#define CF_TINY     1e-300
-#define QUANT_ITER  400
-#define LARGE_DF    500.0
+#include <stddef.h>
 
-/* log(1 + u^2) for u >= 0 without overflowing u^2 when u is huge, so that
- * very small df (where the tail at huge |x| is still sizeable) stays finite. */
-static double log1p_sq(double u) {
-    if (u > 1e150)
-        return 2.0 * log(u) + log1p(1.0 / u / u);
-    return log1p(u * u);
-}
+/* Components up to which the quantile keeps each one's lgamma ratio on the
+ * stack (the head has 24); more are computed at every evaluation. */
+#define LGH_STACK 64
 
-/* Stirling's series for lgamma without its leading terms; enough terms that
- * the truncation error is below 1e-17 for z >= 20. */
-static double stirling_tail(double z) {
-    double r = 1.0 / (z * z);
-    return (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r * (1.0 / 1680.0 - r / 1188.0)))) /
-           z;
-}
-
-/* lgamma(a + 1/2) - lgamma(a). For large a both lgammas are huge and their
- * difference would lose about log10(lgamma(a)) digits (1e-9 relative at
- * df = 1e6), so the difference is taken analytically from Stirling's series.
- * Small a is shifted up with Gamma(a + 1) = a Gamma(a), which also keeps
- * libm's lgamma (and its global signgam, a data race between threads) out. */
-static double lgamma_half_ratio(double a) {
-    double shift = 0.0;
-    for (; a < 20.0; a += 1.0)
-        shift += log1p(0.5 / a); /* log((a + 1/2) / a) */
-    return a * log1p(0.5 / a) - 0.5 + 0.5 * log(a) + (stirling_tail(a + 0.5) - stirling_tail(a)) -
-           shift;
-}
-
-/* Keeps a Lentz denominator away from zero (the textbook fix-up). */
-static double lentz_guard(double v) {
-    return fabs(v) < CF_TINY ? CF_TINY : v;
-}
-
-/* Continued fraction of I_x(a, b) without its prefactor, by the modified Lentz
- * method. It converges quickly for x < (a + 1) / (a + b + 2), which the caller
- * ensures by choosing between I_z(a, 1/2) and I_{1-z}(1/2, a). */
-static double beta_cf(double x, double a, double b) {
-    double c = 1.0;
-    double d = 1.0 / lentz_guard(1.0 - (a + b) * x / (a + 1.0));
-    double h = d;
-    for (int m = 1; m < CF_MAX_ITER; m++) {
-        double m2 = 2.0 * m;
-        /* even step: m (b - m) x / ((a + 2m - 1)(a + 2m)) */
-        double num = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
-        d = 1.0 / lentz_guard(1.0 + num * d);
-        c = lentz_guard(1.0 + num / c);
-        h *= d * c;
-        /* odd step: -(a + m)(a + b + m) x / ((a + 2m)(a + 2m + 1)) */
-        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
-        d = 1.0 / lentz_guard(1.0 + num * d);
-        c = lentz_guard(1.0 + num / c);
-        double delta = d * c;
-        h *= delta;
-        if (fabs(delta - 1.0) < 0.5 * DBL_EPSILON)
-            break;
-    }
-    return h;
-}
-
-/* Coefficients h_n of (sinh(s/2) / (s/2))^(-1/2) = sum_n h_n s^(2n), from the
- * power-series power recurrence (J.C.P. Miller) applied to
- * sinh(s/2) / (s/2) = sum_k s^(2k) / (4^k (2k+1)!), in 60-digit arithmetic.
- * |h_n| ~ 0.2 (2 pi)^(-2n): the series converges for |s| < 2 pi. */
-static const double SINHC_POW[] = {
-    1.0,
-    -2.0833333333333333e-2,
-    3.90625e-4,
-    -7.8796709656084656e-6,
-    1.6967665791721781e-7,
-    -3.8050641917219066e-9,
-    8.7483775963154073e-11,
-    -2.0445233594119738e-12,
-    4.8333517979677044e-14,
-    -1.1524341017673859e-15,
-    2.76605204359937e-17,
-    -6.67428195089166e-19,
-    1.6174550771815799e-20,
-    -3.93397792009138e-22,
-    9.5976340625860467e-24,
-    -2.3476902911626321e-25,
-    5.7558703875442666e-27,
-    -1.414008810826549e-28,
-    3.4798693650590278e-30,
-    -8.5774661653403763e-32,
-    2.1172351041679866e-33,
-    -5.2327802857375982e-35,
-    1.2947835769777706e-36,
-    -3.2071412978037776e-38,
-    7.9516273142055149e-40,
-    -1.973224903040875e-41,
-    4.9006030938755649e-43,
-    -1.218002072404472e-44,
-    3.029341376031126e-46,
-    -7.539260834355307e-48,
-};
-#define SINHC_TERMS ((int)(sizeof SINHC_POW / sizeof SINHC_POW[0]))
-
-/* P(T > |x|) for large df, where the continued fraction in z loses about
- * df/2 ulps (z's rounding is amplified by z^(df/2)). With t = e^(-s),
- *   I_z(a, 1/2) = 1/B(a, 1/2) int_xi^inf e^(-T s) s^(-1/2) h(s) ds,
- * xi = -log z, T = a - 1/4 (t below), h(s) = (sinh(s/2) / (s/2))^(-1/2). Expanding h
- * termwise gives upper incomplete gammas E_j = Gamma(j + 1/2, T xi) / T^(j + 1/2),
- * whose upward recurrence only adds positive terms. Every input is a log, so
- * nothing is raised to a huge power, and the tail keeps full relative accuracy.
- * Needs T xi < 800 to imply xi well inside h's radius 2 pi: T >= ~250. */
-static double student_t_upper_large_df(double ax, double df) {
-    double a = 0.5 * df;
-    double t = a - 0.25;
-    double xi = log1p_sq(ax / sqrt(df));
-    double y = t * xi;
-    if (y > 800.0) /* the tail is below e^-800: it underflows anyway */
-        return 0.0;
-    double e = sqrt(PI_D / t) * erfc(sqrt(y)); /* E_0 */
-    double p = sqrt(xi) * exp(-y);             /* xi^(j + 1/2) e^(-y), for j = 0 */
-    double sum = e;
-    for (int n = 1; n < SINHC_TERMS; n++) {
-        for (int j = 2 * n - 2; j < 2 * n; j++) { /* E_j -> E_(j+1), twice */
-            e = ((j + 0.5) * e + p) / t;
-            p *= xi;
-        }
-        double term = SINHC_POW[n] * e;
-        sum += term;
-        if (fabs(term) < 1e-17 * sum)
-            break;
-    }
-    return 0.5 * exp(lgamma_half_ratio(a)) / sqrt(PI_D) * sum;
-}
-
-/* P(T > |x|) for T ~ t_df, x finite and nonzero. */
-static double student_t_upper(double ax, double df) {
-    if (df >= LARGE_DF)
-        return student_t_upper_large_df(ax, df);
-    double a = 0.5 * df;
-    double u = ax / sqrt(df);
-    double l1p = log1p_sq(u);           /* -log z */
-    double log_w = -log1p(1.0 / u / u); /* log(1 - z), w = u^2 / (1 + u^2) */
-    /* log(z^a w^(1/2) / B(a, 1/2)), from logs so that large a can't underflow early */
-    double log_front = -a * l1p + 0.5 * log_w + lgamma_half_ratio(a) - LOG_SQRT_PI;
-    double front = exp(log_front);
-    double w = exp(log_w);
-    if (w > 1.5 / (a + 2.5)) /* the tail: I_z(a, 1/2) directly */
-        return 0.5 * front * beta_cf(exp(-l1p), a, 0.5) / a;
-    /* the centre: the tail is near 1/2, so 1/2 - (small) loses nothing */
-    return 0.5 - front * beta_cf(w, 0.5, a);
-}
-
-/* The large-df limit; also the answer for df = +inf. */
-static double normal_cdf(double x) {
-    return 0.5 * erfc(-x / sqrt(2.0));
+static mix_t from_mixture(const mixture_t *m, const double *lgh) {
+    mix_t p = {m->k, m->w, m->df, m->loc, m->scale, lgh};
+    return p;
 }
 
 double student_t_cdf(double x, double df) {
-    if (isnan(x) || isnan(df) || !(df > 0.0))
-        return NAN;
-    if (x == 0.0)
-        return 0.5;
-    if (isinf(x))
-        return x > 0.0 ? 1.0 : 0.0;
-    if (isinf(df))
-        return normal_cdf(x);
-    double tail = student_t_upper(fabs(x), df);
-    return x < 0.0 ? tail : 1.0 - tail;
-}
-
-/* Density of t_df at x: Gamma((df+1)/2) / (Gamma(df/2) sqrt(df pi)) (1 + x^2/df)^(-(df+1)/2).
- * Only the quantile's Newton steps use it, but it shares the accurate ratio. */
-static double student_t_pdf(double x, double df) {
-    if (isinf(df))
-        return exp(-0.5 * x * x) / sqrt(2.0 * PI_D);
-    double a = 0.5 * df;
-    double logp =
-        lgamma_half_ratio(a) - 0.5 * log(df * PI_D) - (a + 0.5) * log1p_sq(fabs(x) / sqrt(df));
-    return exp(logp);
+    return mix_student_t_cdf(x, df);
 }
 
 double mixture_cdf(const mixture_t *m, double x) {
-    double s = 0.0;
-    for (int k = 0; k < m->k; k++) {
-        if (m->w[k] != 0.0) /* zero weights cost nothing and can't make NaN */
-            s += m->w[k] * student_t_cdf((x - m->loc[k]) / m->scale[k], m->df[k]);
-    }
-    return s;
-}
-
-static double mixture_pdf(const mixture_t *m, double x) {
-    double s = 0.0;
-    for (int k = 0; k < m->k; k++) {
-        if (m->w[k] != 0.0)
-            s += m->w[k] * student_t_pdf((x - m->loc[k]) / m->scale[k], m->df[k]) / m->scale[k];
-    }
-    return s;
-}
-
-double mixture_mean(const mixture_t *m) {
-    double s = 0.0;
-    for (int k = 0; k < m->k; k++)
-        s += m->w[k] * m->loc[k];
-    return s;
-}
-
-/* The search state: lo < hi with F(lo) - target = rlo < 0 <= rhi = F(hi) - target. */
-typedef struct bracket_t {
-    double lo, hi, rlo, rhi;
-} bracket_t;
-
-/* A rough standard normal quantile (|error| < 5e-3): only a starting point. */
-static double rough_normal_quantile(double q) {
-    double p = q < 0.5 ? q : 1.0 - q;
-    double t = sqrt(-2.0 * log(p));
-    double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) /
-                       (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
-    return q < 0.5 ? -z : z;
-}
-
-/* Mean and spread of the mixture, a Student-t's variance capped where df is
- * near 2 (infinite there): they only place the first guess and the step of
- * the outward search. */
-static void mixture_spread(const mixture_t *m, double *mean, double *spread) {
-    double mu = 0.0, var = 0.0, wsum = 0.0;
-    for (int k = 0; k < m->k; k++) {
-        mu += m->w[k] * m->loc[k];
-        wsum += m->w[k];
-    }
-    mu /= wsum;
-    for (int k = 0; k < m->k; k++) {
-        double v = m->df[k] > 2.5 ? m->df[k] / (m->df[k] - 2.0) : 5.0;
-        double d = m->loc[k] - mu;
-        var += m->w[k] * (m->scale[k] * m->scale[k] * v + d * d);
-    }
-    *mean = mu;
-    *spread = sqrt(var / wsum);
-}
-
-static double mixture_pdf(const mixture_t *m, double x);
-
-/* Brackets the root starting from a normal approximation of the mixture:
- * Newton steps stretched by a quarter cross the root in a step or two on the
- * usual unimodal head; where Newton is unusable the end moves outward by a
- * doubling step. Returns the bracket and, in x0, the better point to go on from. */
-static int find_bracket(const mixture_t *m, double q, double target, bracket_t *b, double *x0) {
-    double mean, spread;
-    mixture_spread(m, &mean, &spread);
-    double x = mean + spread * rough_normal_quantile(q), width = spread;
-    b->lo = -INFINITY;
-    b->hi = INFINITY;
-    b->rlo = -INFINITY;
-    b->rhi = INFINITY;
-    if (!isfinite(x) || !(spread > 0.0))
-        return 0;
-    for (int it = 0; it < QUANT_ITER; it++) {
-        double r = mixture_cdf(m, x) - target;
-        if (isnan(r))
-            return 0;
-        if (r < 0.0) {
-            b->lo = x;
-            b->rlo = r;
-        } else {
-            b->hi = x;
-            b->rhi = r;
-        }
-        if (isfinite(b->lo) && isfinite(b->hi))
-            break;
-        double dens = mixture_pdf(m, x), step = dens > 0.0 ? -1.25 * r / dens : NAN;
-        if (!(fabs(step) > 0.0 && fabs(step) < 64.0 * width) || (r < 0.0) != (step > 0.0))
-            step = r < 0.0 ? width : -width;
-        width = fmax(width, fabs(step)) * 2.0;
-        x += step;
-        if (!isfinite(x))
-            return 0;
-    }
-    *x0 = -b->rlo < b->rhi ? b->lo : b->hi;
-    return isfinite(b->lo) && isfinite(b->hi);
-}
-
-/* The smallest step worth taking at x: about one ulp, with a floor tied to
- * the smallest scale (the steepest component) so that a root at 0 still
- * terminates; F moves by ~1e-17 or less over the floor. */
-static double x_resolution(const mixture_t *m, double x) {
-    double smin = m->scale[0];
-    for (int k = 1; k < m->k; k++)
-        smin = fmin(smin, m->scale[k]);
-    return DBL_EPSILON * fabs(x) + 1e-17 * smin;
-}
-
-static double midpoint(const bracket_t *b) {
-    return b->lo + 0.5 * (b->hi - b->lo);
-}
-
-/* The next point to evaluate: a Newton step from x, unless it leaves the
- * bracket or is not at most half the previous step (slow progress in a flat
- * or far-tail region), in which case bisect. A step below the resolution is
- * stretched to it, so that near the root the bracket closes from both sides
- * instead of creeping in from one. */
-static double next_point(const mixture_t *m, double x, double resid, double step_prev,
-                         const bracket_t *b) {
-    double dens = mixture_pdf(m, x), res = x_resolution(m, x);
-    double xn = dens > 0.0 ? x - resid / dens : NAN;
-    if (!(xn > b->lo && xn < b->hi) || fabs(xn - x) > 0.5 * step_prev)
-        return midpoint(b);
-    if (fabs(xn - x) < res)
-        xn = xn < x ? x - res : x + res;
-    return xn > b->lo && xn < b->hi ? xn : midpoint(b);
+    mix_t p = from_mixture(m, NULL);
+    return mix_cdf(&p, x);
 }
 
 double mixture_quantile(const mixture_t *m, double q) {
-    if (!(q > 0.0 && q < 1.0) || m->k < 1)
-        return NAN;
-    /* Invert the CDF normalized by the total weight, so that weights that sum
-     * to 1 only up to rounding can't leave q just below 1 unreachable. */
-    double wsum = 0.0;
-    for (int k = 0; k < m->k; k++)
-        wsum += m->w[k];
-    double target = q * wsum;
-    bracket_t b;
-    double x = NAN;
-    if (!find_bracket(m, q, target, &b, &x)) /* NaN parameters, or a root beyond DBL_MAX */
-        return NAN;
-    double step_prev = b.hi - b.lo, smin = m->scale[0];
-    for (int k = 1; k < m->k; k++)
-        smin = fmin(smin, m->scale[k]);
-    for (int it = 0; it < QUANT_ITER; it++) {
-        double resid = mixture_cdf(m, x) - target;
-        if (resid == 0.0)
-            return x;
-        if (resid < 0.0) {
-            b.lo = x;
-            b.rlo = resid;
-        } else {
-            b.hi = x;
-            b.rhi = resid;
-        }
-        if (b.hi - b.lo <= x_resolution(m, x))
-            break;
-        double xn = next_point(m, x, resid, step_prev, &b);
-        /* Newton's error after a step is about (F''/F') step^2, and F''/F'
-         * is at most ~1/smin: a step this small leaves ~1e-18 smin. Near
-         * the ulp scale the bracket's own closing picks the better end. */
-        double step = fabs(xn - x);
-        if (xn != midpoint(&b) && step <= 1e-9 * smin && step > 16.0 * x_resolution(m, x))
-            return xn;
-        step_prev = fabs(xn - x);
-        x = xn;
-    }
-    /* The bracket is about one ulp wide: return the end nearer in F. */
-    return -b.rlo < b.rhi ? b.lo : b.hi;
+    double lgh[LGH_STACK];
+    int cached = m->k >= 1 && m->k <= LGH_STACK;
+    for (int k = 0; cached && k < m->k; k++)
+        lgh[k] = mix_lgh_of(m->df[k]);
+    mix_t p = from_mixture(m, cached ? lgh : NULL);
+    return mix_quantile(&p, q);
+}
+
+double mixture_mean(const mixture_t *m) {
+    mix_t p = from_mixture(m, NULL);
+    return mix_mean(&p);
 }

@@ -275,6 +275,48 @@ void bench_quantiles(int64_t N, int64_t M, toto_k_dtype t, bool quick) {
                    dname(t), bytes, ms});
 }
 
+// Exact mixture statistics (compute-bound: bytes are just the parameters
+// read and the outputs written).
+void bench_mixture_stats(int64_t Q, int64_t P, int64_t K, int64_t n_levels, bool quick) {
+    const size_t n = size_t(Q * P * K);
+    const double bytes = double(n * 4 * 4 + size_t(Q) * 16 + size_t((n_levels + 1) * Q * P) * 8);
+    const int sets = sets_for(4 * n * 4);
+    Bufs params, rest;
+    // weights, df (2..30, the head's range), loc, scale
+    const double lo[] = {0.05, 2.0, -1.0, 0.1}, hi[] = {1.0, 30.0, 1.0, 2.0};
+    for (int i = 0; i < sets && !g_failed; i++)
+        for (int j = 0; j < 4; j++)
+            add_buf(params, n, TOTO_K_F32, lo[j], hi[j], 500 + uint64_t(4 * i + j));
+    auto *shift = static_cast<double *>(add_buf(rest, size_t(Q), TOTO_K_F64, -1.0, 1.0, 11));
+    auto *sd = static_cast<double *>(add_buf(rest, size_t(Q), TOTO_K_F64, 0.5, 2.0, 12));
+    // Evenly spaced: the median alone, or the nine deciles.
+    std::vector<double> levels(static_cast<size_t>(n_levels));
+    for (size_t i = 0; i < levels.size(); i++)
+        levels[i] = double(i + 1) / double(n_levels + 1);
+    auto *lv = static_cast<double *>(add_buf(rest, levels.size(), TOTO_K_F64, 0.0, 1.0, 13));
+    if (!g_failed)
+        ok(int(cudaMemcpy(lv, levels.data(), levels.size() * 8, cudaMemcpyHostToDevice)),
+           "cudaMemcpy");
+    auto *mean = static_cast<double *>(add_buf(rest, size_t(Q * P), TOTO_K_F64, 0.0, 1.0, 14));
+    auto *q = static_cast<double *>(add_buf(rest, size_t(n_levels * Q * P), TOTO_K_F64, 0, 1, 15));
+    const double ms =
+        g_failed
+            ? -1
+            : time_ms(
+                  sets,
+                  [&](int i) {
+                      const size_t b = size_t(4 * i);
+                      return toto_k_mixture_stats(mean, q, params[b]->p, params[b + 1]->p,
+                                                  params[b + 2]->p, params[b + 3]->p, TOTO_K_F32,
+                                                  shift, sd, lv, Q, P, K, n_levels, nullptr);
+                  },
+                  quick);
+    if (ms > 0)
+        print_row({"mixture_stats (" + std::to_string(n_levels) + " levels + mean)",
+                   std::to_string(Q) + " x " + std::to_string(P) + " x " + std::to_string(K), "f32",
+                   bytes, ms});
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -332,6 +374,10 @@ int main(int argc, char **argv) {
         bench_quantiles(256, 672, t, quick);   // ett: 256 paths, 7 variates x 96 steps
         bench_quantiles(1024, 4096, t, quick); // 1024 paths, 64 series x 64 steps
         bench_quantiles(8192, 336, t, quick);  // the most paths, 336 steps
+    }
+    if (want("mixture_stats")) {
+        bench_mixture_stats(64, 64, 24, 1, quick); // the median of a batch of 64 series
+        bench_mixture_stats(1, 64, 24, 9, quick);  // 9 levels of one series
     }
     return g_failed ? 1 : 0;
 }

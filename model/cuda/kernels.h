@@ -26,7 +26,7 @@ extern "C" {
 typedef enum toto_k_dtype {
     TOTO_K_F32 = 0,
     TOTO_K_BF16 = 1,
-    TOTO_K_F64 = 2, /* toto_k_quantiles only */
+    TOTO_K_F64 = 2, /* toto_k_quantiles and toto_k_mixture_stats only */
 } toto_k_dtype;
 
 /* cudaGetErrorString() of a code returned here ("no error" for 0). */
@@ -93,6 +93,30 @@ int toto_k_swiglu(void *out, toto_k_dtype out_dtype, const void *u, toto_k_dtype
 int toto_k_mixture_sample(void *draws, const void *probs, const void *df, const void *loc,
                           const void *scale, const void *keys, const void *counters, int64_t Q,
                           int64_t P, int64_t K, void *stream);
+
+/*
+ * The exact mean and quantiles of the same mixture per (row q, step p), as
+ * model/result_stats.cc computes them on the host with model/mixture.h (the
+ * same code: model/mixture_impl.h). All on the device: probs, df, loc, scale
+ * [Q, P, K], all param_dtype (F32 or F64); shift, sd [Q] float64, row q's
+ * value being shift[q] + sd[q] * z for z in the head's units; levels
+ * [n_levels] float64.
+ *     mean_out [Q, P] = shift + sd * sum_k w_k loc_k         (may be NULL)
+ *     q_out [n_levels, Q, P] = shift + sd * mixture_quantile(level)
+ *                              (may be NULL when n_levels == 0)
+ * The quantile inverts the CDF normalized by the sum of the weights, so they
+ * need sum to 1 only up to rounding; a level outside (0, 1), or NaN
+ * parameters, give NaN. Results agree with the host's to ~1e-11 relative
+ * (the sums over components run in another order, the device's libm differs
+ * by ulps); shift + sd * z is rounded as on the host (no fused multiply-add).
+ * 1 <= K <= 1024; Q == 0 or P == 0 does nothing. One warp per (cell, level),
+ * its lanes splitting the components: a quantile takes ~8 CDF evaluations,
+ * a few percent 30-70, and the slowest warp sets the time.
+ */
+int toto_k_mixture_stats(double *mean_out, double *q_out, const void *probs, const void *df,
+                         const void *loc, const void *scale, toto_k_dtype param_dtype,
+                         const double *shift, const double *sd, const double *levels, int64_t Q,
+                         int64_t P, int64_t K, int64_t n_levels, void *stream);
 
 /*
  * Quantiles and mean of sampled paths, per column, as model/result_stats.cc:
