@@ -64,7 +64,11 @@ bool FirstPatches::on_device(const HeadOut &head, const torch::Tensor &mean,
     levels_ = levels_of(reqs);
     const int64_t Q = B_ * V_, L = int64_t(levels_.size());
     auto f64 = mean.options().dtype(torch::kFloat64);
-    auto levels = torch::from_blob(levels_.data(), {L}, torch::kFloat64).to(mean.device());
+    // Pinned and asynchronous both ways: nothing here waits for the context
+    // pass; of() synchronizes once, usually after the caller's own copy did.
+    levels_pinned_ = torch::empty({L}, torch::TensorOptions(torch::kFloat64).pinned_memory(true));
+    std::copy(levels_.begin(), levels_.end(), levels_pinned_.data_ptr<double>());
+    auto levels = levels_pinned_.to(mean.device(), /*non_blocking=*/true);
     auto out = torch::empty({(1 + L) * Q * P_}, f64);
     auto probs = head.probs.contiguous(), df = head.df.contiguous(), loc = head.loc.contiguous(),
          sc = head.scale.contiguous();
@@ -76,7 +80,9 @@ bool FirstPatches::on_device(const HeadOut &head, const torch::Tensor &mean,
         c10::cuda::getCurrentCUDAStream().stream());
     if (rc != 0)
         throw Error(TOTO_EMODEL, std::string("mixture statistics: ") + toto_cuda_error_string(rc));
-    exact_ = out.to(torch::kCPU);
+    exact_ = torch::empty(out.sizes(), levels_pinned_.options());
+    exact_.copy_(out, /*non_blocking=*/true);
+    pending_ = true;
     return true;
 }
 
@@ -89,12 +95,21 @@ bool FirstPatches::on_device(const HeadOut &, const torch::Tensor &, const torch
 
 #endif
 
+void FirstPatches::wait() const {
+#ifdef TOTO_CUDA_KERNELS
+    if (pending_)
+        c10::cuda::getCurrentCUDAStream().synchronize();
+#endif
+    pending_ = false;
+}
+
 FirstPatch FirstPatches::of(int64_t b) const {
     FirstPatch fp;
     fp.V = V_;
     fp.P = P_;
     fp.K = K_;
     if (exact_.defined()) {
+        wait();
         const double *all = exact_.data_ptr<double>();
         const int64_t cells = B_ * V_ * P_;
         fp.pre_mean = all + b * V_ * P_;

@@ -30,6 +30,9 @@ class FirstPatches {
     torch::Tensor stats_;        // host path: [2, B*V] scaler mean and scale
     torch::Tensor exact_;        // device path, on the host: mean [B*V, P] | quantiles [L, B*V, P]
     std::vector<double> levels_; // device path: the L levels computed
+    torch::Tensor levels_pinned_;
+    mutable bool pending_ = false; // exact_ is still being copied
+    void wait() const;
 };
 
 } // namespace toto

@@ -23,11 +23,6 @@ int64_t next_pow2(int64_t n) {
     return p;
 }
 
-// Padded variates get groups of their own, out of reach of int32 ids.
-int64_t sentinel_id(int64_t v) {
-    return -(int64_t(1) << 40) - v;
-}
-
 } // namespace
 
 // Static buffers of N paths of V variates (Q = N * V rows), views of the
@@ -213,14 +208,12 @@ PathGraphs::Bucket *PathGraphs::find(int64_t V, int64_t N) {
 // values; their own group ids keep them apart).
 void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
     const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
-    std::vector<int64_t> vidx(size_t(b.V), 0), ids(size_t(b.V));
-    auto host_ids = job.ids.to(torch::kCPU);
-    for (int64_t v = 0; v < b.V; v++) {
-        vidx[size_t(v)] = v < V ? v : 0;
-        ids[size_t(v)] = v < V ? host_ids[0][v].item<int64_t>() : sentinel_id(v);
-    }
-    auto dev = b.ids.device();
-    auto vi = torch::tensor(vidx, torch::kInt64).to(dev);
+    // Built on the device: staging never waits for the context pass to end.
+    auto i64 = b.ids.options();
+    auto v = torch::arange(b.V, i64), real = v < V;
+    auto vi = v * real;                      // padded -> variate 0
+    auto sentinel = -v - (int64_t(1) << 40); // groups of their own
+    auto ids = torch::where(real, job.ids.index_select(1, vi).squeeze(0), sentinel);
     auto fill = [&](torch::Tensor &dst, const torch::Tensor &src) { // [1, V, P, K] -> [N, V', P, K]
         dst.copy_(src.index_select(1, vi).expand(dst.sizes()));
     };
@@ -232,7 +225,7 @@ void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
     b.scale.view({b.N, b.V}).copy_(job.scale.index_select(0, vi).unsqueeze(0).expand({b.N, b.V}));
     b.state.view({6, b.N, b.V})
         .copy_(job.state.index_select(1, vi).unsqueeze(1).expand({6, b.N, b.V}));
-    b.ids.copy_(torch::tensor(ids, torch::kInt64).to(dev).unsqueeze(0).expand({b.N, b.V}));
+    b.ids.copy_(ids.unsqueeze(0).expand({b.N, b.V}));
     int64_t key;
     std::memcpy(&key, &job.seed, sizeof key);
     b.keys.fill_(key);

@@ -34,11 +34,15 @@ static const workload kWorkloads[] = {
     /* Probes (--probes): where the time of the workloads above goes, by difference.
      * mean8: the context pass and one mean patch; seed1 - mean8: sampling one
      * path; seed - seed1: 1023 more paths and their statistics; mean32 - mean8:
-     * one decoding step; batch64_seed: 64 sampled requests in one call. */
+     * one decoding step; batch64_seed: 64 sampled requests in one call;
+     * mean2048: long's context pass alone; long2: long with one decoded
+     * patch, so (long - long2) / 4 is one step of 256 paths. */
     {"mean8", 1, 1, 512, 8, 0, NAN, NAN},
     {"seed1", 1, 1, 512, 8, 1, NAN, NAN},
     {"mean32", 1, 1, 512, 32, 0, NAN, NAN},
     {"batch64_seed", 64, 1, 512, 8, 1024, NAN, NAN},
+    {"mean2048", 1, 1, 2048, 64, 0, NAN, NAN},
+    {"long2", 1, 1, 2048, 128, 256, NAN, NAN},
 };
 #define N_MAIN_WORKLOADS 5
 
