@@ -137,6 +137,8 @@ void fill_compile_stats(const toto_model *m, toto_compile_stats *cs) {
     cs->runs = s.runs;
     cs->split_runs = s.split_runs;
     cs->eager_fallbacks = s.eager_fallbacks;
+    cs->path_buckets = s.path_buckets;
+    cs->path_runs = s.path_runs;
 }
 
 void fill_info(toto_model *m, const char *dir, const toto_config &cfg) {

@@ -83,6 +83,8 @@ typedef struct toto_compile_stats {
     int64_t runs;                  /* context passes through the compiled path */
     int64_t split_runs;            /* of those, split over several replays */
     int64_t eager_fallbacks;       /* passes outside the plan: eager code, compiled network */
+    int64_t path_buckets;          /* planned decoding buckets of sampled paths (graphs) */
+    int64_t path_runs;             /* sampled requests whose paths those decoded */
 } toto_compile_stats;
 
 /* What an open model is and runs on. */

@@ -135,6 +135,50 @@ static void test_agrees_with_eager(toto_model *m, double tol) {
     }
 }
 
+/* On a GPU, sampled paths beyond the first patch are decoded by the path
+ * graphs: counted, and a seeded request draws the same bits alone or in the
+ * middle of a batch of others (counter-based draws keyed by its seed). */
+static void test_path_graphs(toto_model *m) {
+    unsigned seed = 17;
+    double *x[3];
+    toto_request r[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = random_series(2, 200, &seed);
+        r[i] = (toto_request){.n_variates = 2,
+                              .n_steps = 200,
+                              .values = x[i],
+                              .prediction_length = 70,
+                              .num_samples = 48 + 8 * i,
+                              .return_samples = true,
+                              .seed = 100 + (uint64_t)i};
+    }
+    toto_model_info before, after;
+    toto_model_get_info(m, &before);
+    toto_result alone, batch[3];
+    int ok = run_on(m, "compiled", &r[1], &alone, 1) == 0 && run_on(m, "compiled", r, batch, 3) == 0;
+    toto_model_get_info(m, &after);
+    const size_t n = (size_t)r[1].num_samples * 2 * 70;
+    tap_check(ok && alone.samples && batch[1].samples &&
+                  !memcmp(alone.samples, batch[1].samples, sizeof(double) * n),
+              "path graphs: a seeded request draws the same bits alone and within a batch");
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; ok && i < n; i++) {
+        lo = fmin(lo, alone.samples[i]);
+        hi = fmax(hi, alone.samples[i]);
+    }
+    tap_check(ok && isfinite(lo) && isfinite(hi) && hi > lo,
+              "path graphs: the samples are finite and spread (%.3g .. %.3g)", lo, hi);
+    tap_check(after.compile.path_runs - before.compile.path_runs == 4 &&
+                  after.compile.captures_after_warmup == 0,
+              "path graphs: 4 requests decoded by them (%lld), no capture after warm-up",
+              (long long)(after.compile.path_runs - before.compile.path_runs));
+    toto_result_free(&alone);
+    for (int i = 0; i < 3; i++) {
+        toto_result_free(&batch[i]);
+        free(x[i]);
+    }
+}
+
 /* A seeded sampled forecast on the compiled path repeats bit for bit. */
 static void test_seeded_repeats(toto_model *m) {
     unsigned seed = 5;
@@ -230,6 +274,8 @@ int main(void) {
         return tap_done();
     test_agrees_with_eager(m, on_gpu() ? 2e-2 : 1e-9);
     test_seeded_repeats(m);
+    if (on_gpu())
+        test_path_graphs(m);
     test_switch(m);
     test_counters(m);
     test_env();
