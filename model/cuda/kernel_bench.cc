@@ -275,6 +275,42 @@ void bench_quantiles(int64_t N, int64_t M, toto_k_dtype t, bool quick) {
                    dname(t), bytes, ms});
 }
 
+// The causal patch scaler: x (and w, init only) read, z in f32 written, the
+// per-patch mean and scale written, the state read and written. (Init reads
+// rows longer than 2048 steps twice more, for the global statistics.)
+void bench_patch_scaler(int64_t M, int64_t T, int64_t P, bool continuing, bool quick) {
+    const size_t n = size_t(M * T), S = size_t(M * (T / P));
+    const double bytes = double(n * (continuing ? 8 : 16) + n * 4 + S * 16 + size_t(M) * 96);
+    const int sets = sets_for(size_t(bytes));
+    Bufs x, w, st, out;
+    for (int i = 0; i < sets && !g_failed; i++) {
+        add_buf(x, n, TOTO_K_F64, -3.0, 3.0, 600 + uint64_t(i));
+        if (!continuing) // weights 1: every step observed
+            add_buf(w, n, TOTO_K_F64, 1.0, 1.0, 700 + uint64_t(i));
+        add_buf(st, size_t(M) * 6, TOTO_K_F64, 1.0, 2.0, 800 + uint64_t(i));
+    }
+    void *z = add_buf(out, n, TOTO_K_F32, 0.0, 1.0, 16);
+    auto *mean = static_cast<double *>(add_buf(out, S, TOTO_K_F64, 0.0, 1.0, 17));
+    auto *scale = static_cast<double *>(add_buf(out, S, TOTO_K_F64, 0.0, 1.0, 18));
+    const double ms = g_failed
+                          ? -1
+                          : time_ms(
+                                sets,
+                                [&](int i) {
+                                    const size_t k = size_t(i);
+                                    return toto_k_patch_scaler(
+                                        z, TOTO_K_F32, mean, scale, static_cast<double *>(st[k]->p),
+                                        static_cast<const double *>(x[k]->p),
+                                        continuing ? nullptr : static_cast<const double *>(w[k]->p),
+                                        M, T, P, continuing, 1, 10.0, nullptr);
+                                },
+                                quick);
+    if (ms > 0)
+        print_row({continuing ? "patch_scaler (continuing, w NULL)" : "patch_scaler (init)",
+                   std::to_string(M) + " x " + std::to_string(T) + ", P " + std::to_string(P),
+                   "f64 -> f32", bytes, ms});
+}
+
 // Exact mixture statistics (compute-bound: bytes are just the parameters
 // read and the outputs written).
 void bench_mixture_stats(int64_t Q, int64_t P, int64_t K, int64_t n_levels, bool quick) {
@@ -374,6 +410,11 @@ int main(int argc, char **argv) {
         bench_quantiles(256, 672, t, quick);   // ett: 256 paths, 7 variates x 96 steps
         bench_quantiles(1024, 4096, t, quick); // 1024 paths, 64 series x 64 steps
         bench_quantiles(8192, 336, t, quick);  // the most paths, 336 steps
+    }
+    if (want("patch_scaler")) {
+        bench_patch_scaler(1, 512, 64, false, quick);    // one series' context
+        bench_patch_scaler(448, 2048, 64, false, quick); // 64 series x 7 variates, context 2048
+        bench_patch_scaler(1792, 64, 64, true, quick);   // a decoding step: 256 paths x 7 variates
     }
     if (want("mixture_stats")) {
         bench_mixture_stats(64, 64, 24, 1, quick); // the median of a batch of 64 series

@@ -136,6 +136,37 @@ int toto_k_quantiles(void *q_out, void *mean_out, const void *samples, toto_k_dt
                      int64_t n, int64_t m, int64_t ld, const void *levels, int64_t n_levels,
                      void *stream);
 
+/*
+ * The causal patch scaler (TOTO.md step 2, model/scaler.cc's Scaler) in one
+ * kernel, in float64. x [M, T] float64, T a positive multiple of P,
+ * 1 <= P <= 2048; w [M, T] float64 0/1 weights, or NULL: every step observed.
+ * state [M, 6] float64, in and out: (sum_w, sum_wx, m2, last_mean, lo, hi)
+ * at the last step seen, Scaler's sum_w_, sum_wx_, m2_, last_mean_, lo_, hi_.
+ *   continuing == 0 (Scaler::init): lo, hi from the global statistics of
+ *     this x, w over all T steps:
+ *       count = max(sum w, 1); mean = nan_to_num(sum(w x) / count);
+ *       var = sum(((x - mean) w)^2) / count; g = sqrt(var + 0.1);
+ *       lo = max(g 10^-exponent, 0.1); hi = g 10^exponent
+ *     (computed and stored whatever stabilize); running sums start at 0,
+ *     the mean before the first step is 0.
+ *   continuing != 0 (Scaler::extend): running sums and the mean before the
+ *     first step from state; lo, hi read from state, left as they are.
+ * Per step t: sum_w, sum_wx running sums; count = max(sum_w, 1);
+ *   mean_t = sum_wx / count; m2 += (x_t - mean_{t-1}) (x_t - mean_t) w_t;
+ *   scale_t = sqrt(m2 / max(count - 1, 1) + 0.1), clamped to [lo, hi] when
+ *   stabilize. state is left at the last step.
+ * mean_out, scale_out [M, T/P] float64 (each may be NULL): (mean, scale) at
+ * the last step of each patch. z_out [M, T] (F32 or BF16; may be NULL):
+ * (x - mean_p) / scale_p with the statistics of the step's patch p (padded
+ * and missing steps too), in float64, rounded once. z_dtype must be F32 or
+ * BF16 even when z_out is NULL. M == 0 does nothing.
+ * Sums run in another order than torch.cumsum: equal to rounding (~1e-13 of
+ * max |x| in float64).
+ */
+int toto_k_patch_scaler(void *z_out, toto_k_dtype z_dtype, double *mean_out, double *scale_out,
+                        double *state, const double *x, const double *w, int64_t M, int64_t T,
+                        int64_t P, int continuing, int stabilize, double exponent, void *stream);
+
 #ifdef __cplusplus
 }
 #endif
