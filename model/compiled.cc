@@ -1,6 +1,8 @@
 // compiled.cc - the compiled path's planned, warmed context passes (see compiled.h).
 #include "compiled.h"
 
+#include "fused.h"
+
 #include <chrono>
 #include <cstring>
 
@@ -169,9 +171,22 @@ void CompiledContext::forward(Bucket &b) {
     ContextOut &o = b.out;
     auto last = b.last.to(torch::kInt64);
     o.ids = b.ids.to(torch::kInt64);
-    Scaler scaler(cfg);
-    auto [mean, scale] = scaler.init(b.x, b.w);
-    auto z = scale_patches(b.x, mean, scale, b.V, cfg.patch_size, net_->input_dtype());
+    torch::Tensor mean, scale, z;
+    if (fused::available_on(b.x.device())) {
+        auto state = torch::empty({b.x.size(0), 6}, b.x.options());
+        auto s =
+            fused::patch_scaler(b.x, b.w, state, false, cfg.patch_size, cfg.stabilize_with_global,
+                                cfg.scale_factor_exponent, net_->input_dtype());
+        mean = s.mean;
+        scale = s.scale;
+        z = s.z.view({b.B, b.V, -1, cfg.patch_size});
+        o.scaler_state = state.t();
+    } else {
+        Scaler scaler(cfg);
+        std::tie(mean, scale) = scaler.init(b.x, b.w);
+        z = scale_patches(b.x, mean, scale, b.V, cfg.patch_size, net_->input_dtype());
+        o.scaler_state = scaler.state();
+    }
     Positions pos;
     pos.cos = b.table->cos.index_select(0, last).squeeze(0);
     pos.sin = b.table->sin.index_select(0, last).squeeze(0);
@@ -182,7 +197,6 @@ void CompiledContext::forward(Bucket &b) {
     o.head = net_->head(hidden.index_select(2, last).squeeze(2));
     o.mean = mean.index_select(1, last).squeeze(1);
     o.scale = scale.index_select(1, last).squeeze(1);
-    o.scaler_state = scaler.state();
     auto scaled = (o.head.probs * o.head.loc).sum(-1).to(torch::kFloat64).flatten(0, 1);
     o.mean_patch =
         replace_extreme(o.mean.unsqueeze(1) + o.scale.unsqueeze(1) * scaled, net_->dtype());

@@ -35,6 +35,10 @@ void check(int rc, const char *what) {
 
 } // namespace
 
+bool available_on(const torch::Device &device) {
+    return device.is_cuda();
+}
+
 bool available(const torch::Tensor &x) {
     return x.is_cuda() &&
            (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kFloat32);
@@ -72,9 +76,34 @@ torch::Tensor swiglu(const torch::Tensor &u) {
     return out;
 }
 
+ScaledPatches patch_scaler(const torch::Tensor &x, const torch::Tensor &w, torch::Tensor &state,
+                           bool continuing, int64_t P, bool stabilize, double exponent,
+                           torch::ScalarType z_dtype) {
+    const int64_t M = x.size(0), T = x.size(1);
+    ScaledPatches out;
+    out.z = torch::empty({M, T}, x.options().dtype(z_dtype));
+    out.mean = torch::empty({M, T / P}, x.options());
+    out.scale = torch::empty({M, T / P}, x.options());
+    check(toto_k_patch_scaler(out.z.data_ptr(), kernel_dtype(out.z), out.mean.data_ptr<double>(),
+                              out.scale.data_ptr<double>(), state.data_ptr<double>(),
+                              x.data_ptr<double>(), w.defined() ? w.data_ptr<double>() : nullptr, M,
+                              T, P, continuing, stabilize, exponent, stream()),
+          "patch scaler");
+    return out;
+}
+
 #else
 
+ScaledPatches patch_scaler(const torch::Tensor &, const torch::Tensor &, torch::Tensor &, bool,
+                           int64_t, bool, double, torch::ScalarType) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
+
 bool available(const torch::Tensor &) {
+    return false;
+}
+
+bool available_on(const torch::Device &) {
     return false;
 }
 

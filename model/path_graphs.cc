@@ -1,6 +1,8 @@
 // path_graphs.cc - sampled paths decoded by CUDA graphs (see path_graphs.h).
 #include "path_graphs.h"
 
+#include "fused.h"
+
 #include <cstring>
 #include <limits>
 
@@ -31,7 +33,7 @@ struct PathGraphs::Bucket {
     int64_t V, N;
     HeadOut head;              // each [N, V, P, K] float32
     torch::Tensor mean, scale; // [Q] float64
-    torch::Tensor state;       // [6, Q] float64
+    torch::Tensor state;       // [Q, 6] float64 (the scaler kernel's layout)
     torch::Tensor ids;         // [N, V] int64
     torch::Tensor keys, rows;  // [Q] int64: the seed, and path * V_real + variate
     torch::Tensor step;        // [1] int64: the patch being drawn
@@ -60,6 +62,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
     // A benign mixture until a job is staged (warm-up and capture draw from it).
     head_pool_ = torch::ones({4, R * P * K}, f32).mul_(3.0);
     stats_pool_ = torch::zeros({8, R}, f64);
+    state_pool_ = torch::zeros({R, 6}, f64);
     paths_pool_ = torch::zeros({R * T * P}, f64);
     // Positions of every decoded patch: offset t, centred on floor(t / 2).
     std::vector<torch::Tensor> cos, sin;
@@ -73,7 +76,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
     const int64_t esize = int64_t(torch::elementSize(net.dtype()));
     bytes_ = int64_t(pools_.prefix_k.size()) * 2 * (opt.max_variates * opt.max_prefix + R * T) * D *
                  esize +
-             (4 * R * P * K) * 4 + (8 * R + R * T * P) * 8;
+             (4 * R * P * K) * 4 + (14 * R + R * T * P) * 8;
     for (int64_t V = 1; V <= opt.max_variates; V *= 2)
         for (int64_t N = 1; N * V <= R; N *= 4) {
             auto b = std::make_unique<Bucket>();
@@ -87,7 +90,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
             b->head.probs.fill_(1.0 / double(K));
             b->mean = stats_pool_[6].narrow(0, 0, Q);
             b->scale = stats_pool_[7].narrow(0, 0, Q);
-            b->state = stats_pool_.narrow(0, 0, 6).narrow(1, 0, Q);
+            b->state = state_pool_.narrow(0, 0, Q);
             auto i64 = f64.dtype(torch::kInt64);
             b->ids = torch::zeros({N, V}, i64);
             b->keys = torch::zeros({Q}, i64);
@@ -143,9 +146,19 @@ void PathGraphs::step(Bucket &b) {
     const int64_t T = b.paths.size(1);
     sample(b);
     auto xn = b.paths.index_select(1, b.step).squeeze(1); // [Q, P]
-    Scaler scaler(cfg, b.state);
-    auto [mean, scale] = scaler.extend(xn);
-    auto z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), b.V, P, net_.input_dtype());
+    torch::Tensor mean, scale, z;
+    if (fused::available_on(xn.device())) { // updates b.state in place
+        auto s = fused::patch_scaler(xn, {}, b.state, true, P, cfg.stabilize_with_global,
+                                     cfg.scale_factor_exponent, net_.input_dtype());
+        mean = s.mean.squeeze(1);
+        scale = s.scale.squeeze(1);
+        z = s.z.view({b.N, b.V, 1, P});
+    } else {
+        Scaler scaler(cfg, b.state.t());
+        std::tie(mean, scale) = scaler.extend(xn);
+        z = scale_patches(xn, mean.unsqueeze(1), scale.unsqueeze(1), b.V, P, net_.input_dtype());
+        b.state.t().copy_(scaler.state());
+    }
     auto t = b.prefix_len + b.step; // this patch's position
     Positions pos;
     pos.cos = table_cos_.index_select(0, t).squeeze(0);
@@ -161,7 +174,6 @@ void PathGraphs::step(Bucket &b) {
     b.head.probs.copy_(h.probs);
     b.mean.copy_(mean);
     b.scale.copy_(scale);
-    b.state.copy_(scaler.state());
     b.step.add_(1);
 }
 
@@ -223,8 +235,8 @@ void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
     fill(b.head.probs, job.head.probs);
     b.mean.view({b.N, b.V}).copy_(job.mean.index_select(0, vi).unsqueeze(0).expand({b.N, b.V}));
     b.scale.view({b.N, b.V}).copy_(job.scale.index_select(0, vi).unsqueeze(0).expand({b.N, b.V}));
-    b.state.view({6, b.N, b.V})
-        .copy_(job.state.index_select(1, vi).unsqueeze(1).expand({6, b.N, b.V}));
+    b.state.view({b.N, b.V, 6})
+        .copy_(job.state.t().index_select(0, vi).unsqueeze(0).expand({b.N, b.V, 6}));
     b.ids.copy_(ids.unsqueeze(0).expand({b.N, b.V}));
     int64_t key;
     std::memcpy(&key, &job.seed, sizeof key);

@@ -73,7 +73,8 @@ class PathGraphs {
     std::vector<std::unique_ptr<Bucket>> buckets_;
     Network::StepBuffers pools_;           // prefix and suffix keys and values
     torch::Tensor table_cos_, table_sin_;  // [max_prefix + max_steps, 2, 1, 1, 1, d]
-    torch::Tensor head_pool_, stats_pool_; // shared static head and scaler buffers
+    torch::Tensor head_pool_, stats_pool_; // shared static head and statistics
+    torch::Tensor state_pool_;             // [max_rows, 6] scaler state
     torch::Tensor paths_pool_;             // [max_rows * max_steps * P] float64
     int64_t bytes_ = 0;
 };
