@@ -50,6 +50,7 @@ typedef struct options {
     const char *model, *device, *dtype, *only;
     int repeat;
     int probes; /* also run the probe workloads */
+    int sweep;  /* also the seed workload's throughput at batch 1..256 */
 } options;
 
 static double now_ms(void) {
@@ -127,16 +128,20 @@ static int selected(const options *o, size_t index, const char *name) {
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-    *o = (options){NULL, "cpu", "float32", NULL, 10, 0};
+    *o = (options){NULL, "cpu", "float32", NULL, 10, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             printf("usage: toto-bench --model DIR [--device cpu|cuda[:N]] [--dtype float32|float64]"
-                   " [--repeat N] [--only seed,mean64,...] [--probes]\n");
+                   " [--repeat N] [--only seed,mean64,...] [--probes] [--batch-sweep]\n");
             exit(0);
         }
         if (!strcmp(a, "--probes")) {
             o->probes = 1;
+            continue;
+        }
+        if (!strcmp(a, "--batch-sweep")) {
+            o->sweep = 1;
             continue;
         }
         if (!v) {
@@ -193,6 +198,28 @@ static void print_header(const toto_model_info *info, double open_ms, int repeat
     printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
 }
 
+/* The seed workload's throughput when B requests share one call, on the
+ * current path (the compiled one when there is one). */
+static int batch_sweep(toto_model *m, int repeat) {
+    static const int kBatches[] = {1, 4, 16, 64, 256};
+    printf(
+        "\n| seed batch | ms per call | forecasts/s | vs batch 1 |\n| --- | --- | --- | --- |\n");
+    double base = 0;
+    for (size_t i = 0; i < sizeof kBatches / sizeof kBatches[0]; i++) {
+        workload w = kWorkloads[0];
+        w.batch = kBatches[i];
+        double ms = time_workload(m, &w, repeat);
+        if (ms < 0)
+            return 1;
+        double rate = w.batch / ms * 1e3;
+        if (i == 0)
+            base = rate;
+        printf("| %d | %.3f | %.0f | %.1fx |\n", w.batch, ms, rate, rate / base);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0)
@@ -230,10 +257,14 @@ int main(int argc, char **argv) {
                w->upstream_compiled_ms / best);
         fflush(stdout);
     }
+    if (o.sweep)
+        failed |= batch_sweep(m, o.repeat);
     toto_model_get_info(m, &info);
-    printf("# compiled runs %lld (split %lld), eager fallbacks %lld, captures after warm-up %lld\n",
+    printf("# compiled runs %lld (split %lld), eager fallbacks %lld, path runs %lld (%lld path "
+           "buckets), captures after warm-up %lld\n",
            (long long)info.compile.runs, (long long)info.compile.split_runs,
-           (long long)info.compile.eager_fallbacks, (long long)info.compile.captures_after_warmup);
+           (long long)info.compile.eager_fallbacks, (long long)info.compile.path_runs,
+           (long long)info.compile.path_buckets, (long long)info.compile.captures_after_warmup);
     toto_model_free(m);
     return failed ? 1 : 0;
 }
