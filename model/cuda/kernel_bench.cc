@@ -353,6 +353,49 @@ void bench_mixture_stats(int64_t Q, int64_t P, int64_t K, int64_t n_levels, bool
                    bytes, ms});
 }
 
+// One decoding step's attention (a TIME layer): qkv read, out written, this
+// step's key and value written; the prefix read once (per variate, shared by
+// its paths: L2 serves the repeats) and the suffix's earlier steps read.
+void bench_decode_attention(int64_t Q, int64_t V, int64_t L, int64_t step, toto_k_dtype t,
+                            bool quick) {
+    const int64_t H = 12, d = 64, S = 128, T = 16, HD = H * d;
+    const size_t e = dsize(t);
+    const double bytes = double(e) * double(Q * HD * (3 + 1 + 2) + 2 * V * HD * L +
+                                            2 * Q * HD * step);
+    const int sets = sets_for(size_t(bytes));
+    Bufs in, pre, suf, rest;
+    for (int i = 0; i < sets && !g_failed; i++) {
+        add_buf(in, size_t(Q * 3 * HD), t, -1.0, 1.0, 900 + uint64_t(i));
+        add_buf(suf, size_t(Q * HD * T), t, -0.5, 0.5, 1000 + uint64_t(2 * i));
+        add_buf(suf, size_t(Q * HD * T), t, -1.0, 1.0, 1001 + uint64_t(2 * i));
+    }
+    void *pk = add_buf(pre, size_t(V * HD * S), t, -0.5, 0.5, 19);
+    void *pv = add_buf(pre, size_t(V * HD * S), t, -1.0, 1.0, 20);
+    void *ct = add_buf(rest, size_t(64 * 2 * d), t, -1.0, 1.0, 21);
+    void *st = add_buf(rest, size_t(64 * 2 * d), t, -1.0, 1.0, 22);
+    void *out = add_buf(rest, size_t(Q * HD), t, -1.0, 1.0, 23);
+    auto *scalars = static_cast<int64_t *>(add_buf(rest, 3, TOTO_K_F64, 0, 1, 24));
+    const int64_t host[3] = {40, L, step}; // pos_index, prefix_len, step
+    if (!g_failed)
+        ok(int(cudaMemcpy(scalars, host, sizeof host, cudaMemcpyHostToDevice)), "cudaMemcpy");
+    const double ms = g_failed ? -1
+                               : time_ms(
+                                     sets,
+                                     [&](int i) {
+                                         const size_t k = size_t(i);
+                                         return toto_k_decode_attention(
+                                             out, in[k]->p, t, ct, st, scalars, pk, pv,
+                                             scalars + 1, suf[2 * k]->p, suf[2 * k + 1]->p,
+                                             scalars + 2, Q, V, H, d, S, T, nullptr);
+                                     },
+                                     quick);
+    if (ms > 0)
+        print_row({"decode_attention (H 12, d 64, S 128, T 16)",
+                   "Q " + std::to_string(Q) + ", V " + std::to_string(V) + ", prefix " +
+                       std::to_string(L) + ", step " + std::to_string(step),
+                   dname(t), bytes, ms});
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -419,6 +462,13 @@ int main(int argc, char **argv) {
     if (want("mixture_stats")) {
         bench_mixture_stats(64, 64, 24, 1, quick); // the median of a batch of 64 series
         bench_mixture_stats(1, 64, 24, 9, quick);  // 9 levels of one series
+    }
+    if (want("decode_attention")) {
+        for (toto_k_dtype t : {TOTO_K_BF16, TOTO_K_F32}) {
+            bench_decode_attention(256, 1, 128, 15, t, quick);  // 256 paths, one series
+            bench_decode_attention(2048, 8, 128, 15, t, quick); // 256 paths x 8 variates
+            bench_decode_attention(2048, 8, 16, 3, t, quick);   // a short context, early step
+        }
     }
     return g_failed ? 1 : 0;
 }

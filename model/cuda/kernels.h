@@ -167,6 +167,37 @@ int toto_k_patch_scaler(void *z_out, toto_k_dtype z_dtype, double *mean_out, dou
                         double *state, const double *x, const double *w, int64_t M, int64_t T,
                         int64_t P, int continuing, int stabilize, double exponent, void *stream);
 
+/*
+ * One decoding step's attention of a TIME layer (Network::attention_step
+ * after the projection), in one kernel. Every tensor is dtype (F32 or BF16);
+ * pos_index, prefix_len and step are int64 scalars on the device, so the
+ * call can be captured once in a CUDA graph and replayed every step.
+ *   qkv [Q, 3*H*d]: row q = n * V + v (path n, variate v); feature
+ *     which*H*d + h*d + j is element j of head h of the query (which 0),
+ *     key (1), value (2).
+ *   cos_tab, sin_tab [n_pos, 2, d], read at p = *pos_index (< n_pos): entry
+ *     [p][0] rotates the query, [p][1] the key (xPos scales included):
+ *     rot(x)_i = x_i cos_i + x_(i xor 1) sin_i (sin carries the sign). The
+ *     query is not scaled again (the weights carry 1/sqrt(d)).
+ *   prefix_k, prefix_v [V, H, S, d]: the context's rotated keys and values,
+ *     shared by the paths of variate v = q % V; positions < *prefix_len count
+ *     (clamped to [0, S]).
+ *   suffix_k, suffix_v [Q, H, T, d]: this step writes its rotated key
+ *     (rounded to dtype) and its value at index *step (clamped to [0, T-1]),
+ *     and nothing else; positions <= *step count, this step's key as stored.
+ *   out [Q, H*d] (h*d + j): softmax over the counted positions of
+ *     (rotated q) . key, times the values, summed; scores, softmax and the
+ *     sum in float32, the output rounded once. out must not overlap inputs.
+ * d even, 2..256; H, V, S, T >= 1; Q % V == 0 (Q == 0 does nothing). d == 64
+ * with 16-byte aligned tensors takes the fast path (a lane per path, the
+ * prefix read once per 32 paths); other shapes one warp per (row, head).
+ */
+int toto_k_decode_attention(void *out, const void *qkv, toto_k_dtype dtype, const void *cos_tab,
+                            const void *sin_tab, const int64_t *pos_index, const void *prefix_k,
+                            const void *prefix_v, const int64_t *prefix_len, void *suffix_k,
+                            void *suffix_v, const int64_t *step, int64_t Q, int64_t V, int64_t H,
+                            int64_t d, int64_t S, int64_t T, void *stream);
+
 #ifdef __cplusplus
 }
 #endif
