@@ -5,14 +5,16 @@
 // earlier steps and this one), in float32.
 //
 // Fast path (d == 64, 16-byte aligned pointers): a block serves one (variate
-// v, head h) and 32 paths of it, one lane per path (row q = n * V + v), so
-// the lanes of a warp read the same prefix key and value: a broadcast load,
-// 8 multiply-adds per 16 bytes. Each lane keeps its rotated query and its
-// output accumulator (64 + 64 floats) in registers and runs an online
-// softmax over chunks of 4 positions. The W warps of a block (1..8, more for
-// small grids) split the positions (prefix then suffix) and merge their
-// (max, sum, accumulator) states through shared memory in a tree; the last
-// warp, which has the fewest positions, also takes this step's key.
+// v, head h) and 32 paths of it, one lane per path (row q = n * V + v). Each
+// lane keeps its rotated query and its output accumulator (64 + 64 floats)
+// in registers and runs an online softmax. Warp 0 first writes this step's
+// key and value; then the W warps (4, or 8 for small grids) split this
+// lane's suffix positions (read straight from global memory, key and value
+// of a position in flight together), then the prefix, which the block
+// stages in shared memory 32 positions at a time, so every lane reads the
+// same row (a broadcast) and a variate's prefix leaves L2 once per 32 paths.
+// The warps merge their (max, sum, accumulator) states in a tree through
+// shared memory.
 // Other d (even, up to 256) or alignments: one warp per (row, head), lanes
 // over pairs of elements, a warp-wide butterfly sum per position.
 #include <math.h>
@@ -46,32 +48,111 @@ __device__ __forceinline__ float rescale(float m, float mn) {
     return m == -INFINITY ? 0.0f : expf(m - mn);
 }
 
-// Online softmax over n rows of 64 (keys at kb, values at vb, row stride 64).
-// Plain loads: the suffix is written by this kernel.
+// One row of 64 elements as loaded (bf16: 8 x 16 bytes, f32: 16 x 16 bytes),
+// widened 8 at a time on use.
+template <typename T> struct Row64;
+template <> struct Row64<__nv_bfloat16> {
+    uint4 r[8];
+    __device__ __forceinline__ void load(const __nv_bfloat16 *p) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            r[i] = reinterpret_cast<const uint4 *>(p)[i];
+    }
+    __device__ __forceinline__ void get8(int c, float v[8]) const {
+        unpack8(r[c], v);
+    }
+};
+template <> struct Row64<float> {
+    float4 r[16];
+    __device__ __forceinline__ void load(const float *p) {
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            r[i] = reinterpret_cast<const float4 *>(p)[i];
+    }
+    __device__ __forceinline__ void get8(int c, float v[8]) const {
+        const float4 a = r[2 * c], b = r[2 * c + 1];
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+        v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    }
+};
+
+template <typename T> __device__ __forceinline__ float dot64(const float *q, const Row64<T> &k) {
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 8; c++) {
+        float x[8];
+        k.get8(c, x);
+        a0 += q[8 * c] * x[0] + q[8 * c + 4] * x[4];
+        a1 += q[8 * c + 1] * x[1] + q[8 * c + 5] * x[5];
+        a2 += q[8 * c + 2] * x[2] + q[8 * c + 6] * x[6];
+        a3 += q[8 * c + 3] * x[3] + q[8 * c + 7] * x[7];
+    }
+    return (a0 + a1) + (a2 + a3);
+}
+
+// One position of the online softmax: score s, value row vr.
 template <typename T>
-__device__ __forceinline__ void attend64(const T *kb, const T *vb, int64_t n, const float *q,
-                                         float &m, float &l, float *acc) {
+__device__ __forceinline__ void update64(float s, const Row64<T> &vr, float &m, float &l,
+                                         float *acc) {
+    const float mn = fmaxf(m, s), c = rescale(m, mn), p = expf(s - mn);
+    l = l * c + p;
+    m = mn;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float x[8];
+        vr.get8(i, x);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            acc[8 * i + t] = acc[8 * i + t] * c + p * x[t];
+    }
+}
+
+// Positions of this lane's own suffix rows (global memory, a row per lane):
+// n rows from kb, vb (stride 64). bf16 loads the key and the value of a
+// position together; float32 (twice the registers) one after the other.
+template <typename T>
+__device__ __forceinline__ void attend_suffix(const T *kb, const T *vb, int64_t n, const float *q,
+                                              float &m, float &l, float *acc) {
 #pragma unroll 1
-    for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
+    for (int64_t j = 0; j < n; j++) {
+        Row64<T> k;
+        k.load(kb + j * kFastD);
+        if constexpr (sizeof(T) == 2) {
+            Row64<T> v;
+            v.load(vb + j * kFastD);
+            update64(dot64(q, k), v, m, l, acc);
+        } else {
+            const float s = dot64(q, k);
+            Row64<T> v;
+            v.load(vb + j * kFastD);
+            update64(s, v, m, l, acc);
+        }
+    }
+}
+
+// Positions [a, b) of a prefix tile in shared memory (rows of 64, every row
+// of the tile valid: padding rows repeat a real one), kChunk at a time: the
+// rows are read by every lane alike (broadcast).
+template <typename T>
+__device__ __forceinline__ void attend_tile(const T *sk, const T *sv, int a, int b, const float *q,
+                                            float &m, float &l, float *acc) {
+#pragma unroll 1
+    for (int j0 = a; j0 < b; j0 += kChunk) {
         float s[kChunk];
 #pragma unroll
         for (int c = 0; c < kChunk; c++) {
-            s[c] = -INFINITY;
-            if (j0 + c < n) {
-                const T *k = kb + (j0 + c) * kFastD;
-                float a0 = 0.0f, a1 = 0.0f;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            const T *k = sk + (j0 + c) * kFastD;
 #pragma unroll
-                for (int i = 0; i < kFastD; i += 8) {
-                    float x[8];
-                    load8_rw(k + i, x);
-#pragma unroll
-                    for (int t = 0; t < 8; t += 2) {
-                        a0 += q[i + t] * x[t];
-                        a1 += q[i + t + 1] * x[t + 1];
-                    }
-                }
-                s[c] = a0 + a1;
+            for (int i = 0; i < kFastD; i += 8) {
+                float x[8];
+                load8_rw(k + i, x);
+                a0 += q[i] * x[0] + q[i + 4] * x[4];
+                a1 += q[i + 1] * x[1] + q[i + 5] * x[5];
+                a2 += q[i + 2] * x[2] + q[i + 6] * x[6];
+                a3 += q[i + 3] * x[3] + q[i + 7] * x[7];
             }
+            s[c] = j0 + c < b ? (a0 + a1) + (a2 + a3) : -INFINITY;
         }
         float mc = s[0];
 #pragma unroll
@@ -82,7 +163,7 @@ __device__ __forceinline__ void attend64(const T *kb, const T *vb, int64_t n, co
         float p[kChunk], ps = 0.0f;
 #pragma unroll
         for (int c = 0; c < kChunk; c++) {
-            p[c] = expf(s[c] - mn); // padding: exp(-inf) = 0
+            p[c] = expf(s[c] - mn); // past b: exp(-inf) = 0
             ps += p[c];
         }
         l = l * sc + ps;
@@ -92,26 +173,30 @@ __device__ __forceinline__ void attend64(const T *kb, const T *vb, int64_t n, co
             acc[i] *= sc;
 #pragma unroll
         for (int c = 0; c < kChunk; c++) {
-            if (j0 + c < n) {
-                const T *vr = vb + (j0 + c) * kFastD;
+            const T *vr = sv + (j0 + c) * kFastD;
 #pragma unroll
-                for (int i = 0; i < kFastD; i += 8) {
-                    float x[8];
-                    load8_rw(vr + i, x);
+            for (int i = 0; i < kFastD; i += 8) {
+                float x[8];
+                load8_rw(vr + i, x);
 #pragma unroll
-                    for (int t = 0; t < 8; t++)
-                        acc[i + t] += p[c] * x[t];
-                }
+                for (int t = 0; t < 8; t++)
+                    acc[i + t] += p[c] * x[t];
             }
         }
     }
 }
 
-// One block: (32 paths, variate v, head h); blockDim (32, W), W a power of 2.
+constexpr int kTile = 32; // prefix positions staged in shared memory at a time
+constexpr int kMergeBytes = kMaxWarps / 2 * (kFastD + 2) * 32 * 4;
+constexpr int kSmemBytes = kMergeBytes > 2 * kTile * kFastD * 4 ? kMergeBytes : 2 * kTile * kFastD * 4;
+static_assert(kTile / kMaxWarps % kChunk == 0, "a warp's share of a tile is whole chunks");
+
+// One block: (32 paths, variate v, head h); blockDim (32, W), W 4 or 8.
 template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64_kernel(Args<T> a) {
     constexpr int D = kFastD;
-    __shared__ float merge[kMaxWarps / 2][D + 2][32];
+    __shared__ __align__(16) unsigned char smem[kSmemBytes];
     const int lane = threadIdx.x, warp = threadIdx.y, W = blockDim.y;
+    const int tid = warp * 32 + lane, nthreads = 32 * W;
     const int64_t N = a.Q / a.V;
     int64_t b = blockIdx.x;
     const int64_t h = b % a.H;
@@ -125,30 +210,11 @@ template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64
     const int64_t HD = a.H * D;
     const T *row = a.qkv + q * 3 * HD + h * D;
     const T *cq = a.cos_tab + pos * 2 * D, *sq = a.sin_tab + pos * 2 * D;
-
-    float qf[D], acc[D];
-#pragma unroll
-    for (int i = 0; i < D; i += 8) {
-        float x[8], c[8], s[8];
-        load8(row + i, x);
-        load8(cq + i, c);
-        load8(sq + i, s);
-#pragma unroll
-        for (int t = 0; t < 8; t++) {
-            qf[i + t] = x[t] * c[t] + x[t ^ 1] * s[t];
-            acc[i + t] = 0.0f;
-        }
-    }
-    float m = -INFINITY, l = 0.0f;
-
-    // This step's key and value go to the suffix first (the key rotated and
-    // rounded as stored), by the warp whose share holds the last position:
-    // each lane reads back its own row's writes. Positions: prefix [0, L),
-    // then suffix [0, st]; this warp's share is [lo, hi).
-    const int64_t M = L + st + 1, per = (M + W - 1) / W;
-    const int64_t lo = min(M, warp * per), hi = min(M, lo + per);
     const int64_t slot = (q * a.H + h) * a.T_;
-    if (warp == (M - 1) / per) {
+
+    // This step's key (rotated, rounded as stored) and value to the suffix,
+    // by warp 0; the __syncthreads below makes them visible to the block.
+    if (warp == 0) {
         const T *ck = cq + D, *sk = sq + D;
         T *dk = a.suffix_k + (slot + st) * D, *dv = a.suffix_v + (slot + st) * D;
 #pragma unroll
@@ -166,20 +232,59 @@ template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64
                 store8(dv + i, x);
             }
         }
-        __syncwarp();
     }
-#pragma unroll 1
-    for (int seg = 0; seg < 2; seg++) {
-        const int64_t from = seg == 0 ? lo : max(lo, L), to = seg == 0 ? min(hi, L) : hi;
-        if (from < to) {
-            const int64_t at = seg == 0 ? ((v * a.H + h) * a.S + from) * D : (slot + from - L) * D;
-            const T *kb = (seg == 0 ? a.prefix_k : a.suffix_k) + at;
-            const T *vb = (seg == 0 ? a.prefix_v : a.suffix_v) + at;
-            attend64(kb, vb, to - from, qf, m, l, acc);
+
+    float qf[D], acc[D];
+#pragma unroll
+    for (int i = 0; i < D; i += 8) {
+        float x[8], c[8], s[8];
+        load8(row + i, x);
+        load8(cq + i, c);
+        load8(sq + i, s);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            qf[i + t] = x[t] * c[t] + x[t ^ 1] * s[t];
+            acc[i + t] = 0.0f;
         }
+    }
+    float m = -INFINITY, l = 0.0f;
+    __syncthreads();
+
+    // The suffix, positions [0, st]: this lane's own rows, read from global
+    // memory, split between the warps.
+    {
+        const int64_t per = (st + 1 + W - 1) / W, lo = min(st + 1, warp * per);
+        const int64_t hi = min(st + 1, lo + per);
+        attend_suffix(a.suffix_k + (slot + lo) * D, a.suffix_v + (slot + lo) * D, hi - lo, qf, m,
+                      l, acc);
+    }
+
+    // The prefix, a tile of kTile positions at a time staged in shared
+    // memory by the whole block (rows past the end repeat the last one);
+    // each warp takes kTile / W of them.
+    T *tk = reinterpret_cast<T *>(smem), *tv = tk + kTile * D;
+    const T *pk = a.prefix_k + (v * a.H + h) * a.S * D, *pv = a.prefix_v + (v * a.H + h) * a.S * D;
+    constexpr int kVec = 16 / sizeof(T);              // elements per 16 bytes
+    constexpr int kChunks = kTile * D / kVec;         // 16-byte pieces of one tile
+#pragma unroll 1
+    for (int64_t t0 = 0; t0 < L; t0 += kTile) {
+        const int cnt = int(min(int64_t(kTile), L - t0));
+        __syncthreads(); // the previous tile is consumed
+#pragma unroll 4
+        for (int c = tid; c < 2 * kChunks; c += nthreads) {
+            const int which = c / kChunks, r = c % kChunks / (D / kVec), e = c % (D / kVec) * kVec;
+            const int64_t src = (t0 + min(r, cnt - 1)) * D + e;
+            const uint4 x = __ldg(reinterpret_cast<const uint4 *>((which ? pv : pk) + src));
+            *reinterpret_cast<uint4 *>((which ? tv : tk) + r * D + e) = x;
+        }
+        __syncthreads();
+        const int per = kTile / W, lo = min(cnt, warp * per), hi = min(cnt, lo + per);
+        attend_tile(tk, tv, lo, hi, qf, m, l, acc);
     }
 
     // Tree merge: warps [half, 2 half) hand their states to [0, half).
+    float(*merge)[D + 2][32] = reinterpret_cast<float(*)[D + 2][32]>(smem);
+    __syncthreads(); // the last tile is consumed
     for (int half = W / 2; half >= 1; half /= 2) {
         if (warp >= half && warp < 2 * half) {
             float(*mb)[32] = merge[warp - half];
@@ -313,9 +418,7 @@ template <typename T> __global__ void __launch_bounds__(32 * kAnyWarps) decode_a
 template <typename T> int launch(const Args<T> &a, bool fast, cudaStream_t stream) {
     if (fast) {
         const int64_t blocks = (a.Q / a.V + 31) / 32 * a.V * a.H;
-        int W = 1;
-        while (W < kMaxWarps && blocks * W < kTargetWarps)
-            W *= 2;
+        const int W = blocks * 4 < kTargetWarps ? 8 : 4;
         decode64_kernel<T><<<unsigned(blocks), dim3(32, unsigned(W)), 0, stream>>>(a);
     } else {
         const int64_t blocks = (a.Q * a.H + kAnyWarps - 1) / kAnyWarps;
