@@ -3,6 +3,9 @@
 
 #include <torch/version.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "internal.h"
 
 #ifdef TOTO_CUDA_KERNELS
@@ -92,7 +95,40 @@ ScaledPatches patch_scaler(const torch::Tensor &x, const torch::Tensor &w, torch
     return out;
 }
 
+bool has_decode_attention() {
+    const char *v = std::getenv("TOTO_DECODE_ATTENTION");
+    return !(v && !std::strcmp(v, "0"));
+}
+
+torch::Tensor decode_attention(const torch::Tensor &qkv, const torch::Tensor &cos_tab,
+                               const torch::Tensor &sin_tab, const torch::Tensor &pos_index,
+                               const torch::Tensor &prefix_k, const torch::Tensor &prefix_v,
+                               const torch::Tensor &prefix_len, torch::Tensor &suffix_k,
+                               torch::Tensor &suffix_v, const torch::Tensor &step, int64_t V) {
+    const int64_t Q = qkv.size(0), H = prefix_k.size(1), S = prefix_k.size(2);
+    const int64_t d = prefix_k.size(3), T = suffix_k.size(2);
+    auto out = torch::empty({Q, H * d}, qkv.options());
+    check(toto_k_decode_attention(
+              out.data_ptr(), qkv.data_ptr(), kernel_dtype(qkv), cos_tab.data_ptr(),
+              sin_tab.data_ptr(), pos_index.data_ptr<int64_t>(), prefix_k.data_ptr(),
+              prefix_v.data_ptr(), prefix_len.data_ptr<int64_t>(), suffix_k.data_ptr(),
+              suffix_v.data_ptr(), step.data_ptr<int64_t>(), Q, V, H, d, S, T, stream()),
+          "decode attention");
+    return out;
+}
+
 #else
+
+bool has_decode_attention() {
+    return false;
+}
+
+torch::Tensor decode_attention(const torch::Tensor &, const torch::Tensor &, const torch::Tensor &,
+                               const torch::Tensor &, const torch::Tensor &, const torch::Tensor &,
+                               const torch::Tensor &, torch::Tensor &, torch::Tensor &,
+                               const torch::Tensor &, int64_t) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
 
 ScaledPatches patch_scaler(const torch::Tensor &, const torch::Tensor &, torch::Tensor &, bool,
                            int64_t, bool, double, torch::ScalarType) {

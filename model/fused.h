@@ -36,6 +36,20 @@ ScaledPatches patch_scaler(const torch::Tensor &x, const torch::Tensor &w, torch
                            bool continuing, int64_t P, bool stabilize, double exponent,
                            torch::ScalarType z_dtype);
 
+// Whether decode_attention() was built (TOTO_DECODE_ATTENTION=0 turns it
+// off, to compare with libtorch's operations).
+bool has_decode_attention();
+
+// One decoding step's attention (toto_k_decode_attention): qkv [Q, 3*H*d]
+// of rows q = path * V + variate; rotary tables [n_pos, 2, d] read at
+// pos_index; prefix keys/values [V, H, S, d] up to prefix_len; suffix
+// [Q, H, T, d], this step's key and value written at step. Returns [Q, H*d].
+torch::Tensor decode_attention(const torch::Tensor &qkv, const torch::Tensor &cos_tab,
+                               const torch::Tensor &sin_tab, const torch::Tensor &pos_index,
+                               const torch::Tensor &prefix_k, const torch::Tensor &prefix_v,
+                               const torch::Tensor &prefix_len, torch::Tensor &suffix_k,
+                               torch::Tensor &suffix_v, const torch::Tensor &step, int64_t V);
+
 // True when causal_attention() has a fused kernel (libtorch 2.1 or later).
 bool has_attention();
 

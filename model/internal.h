@@ -105,6 +105,9 @@ class Network {
     struct StepBuffers {
         std::vector<torch::Tensor> prefix_k, prefix_v, suffix_k, suffix_v; // per TIME layer
         torch::Tensor prefix_blocked, suffix_blocked, step;
+        // For the fused kernel: every position's tables [n_pos, 2, d], this
+        // step's position and the real prefix length ([1] int64 each).
+        torch::Tensor table_cos, table_sin, pos_index, prefix_len;
     };
     torch::Tensor decode_step_static(const torch::Tensor &patches, const torch::Tensor &ids,
                                      const Positions &pos, const StepBuffers &buf) const;

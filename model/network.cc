@@ -256,8 +256,16 @@ torch::Tensor Network::attention_step(const LayerWeights &L, const torch::Tensor
                                       const StepBuffers &buf) const {
     const int64_t N = x.size(0), V = x.size(1), nh = cfg_.num_heads, d = head_dim_;
     const double inf = std::numeric_limits<double>::infinity();
+    auto projected = torch::linear(x, L.wqkv, L.bqkv);
+    if (fused_ && buf.table_cos.defined() && fused::available(projected)) {
+        auto sk = buf.suffix_k[time_idx], sv = buf.suffix_v[time_idx];
+        auto out = fused::decode_attention(
+            projected.view({N * V, 3 * nh * d}), buf.table_cos, buf.table_sin, buf.pos_index,
+            buf.prefix_k[time_idx], buf.prefix_v[time_idx], buf.prefix_len, sk, sv, buf.step, V);
+        return torch::linear(out.view({N, V, 1, nh * d}), L.wo, L.bo);
+    }
     // [N, V, 1, 3, nh, d] -> three [N*V, nh, 1, d]
-    auto qkv = torch::linear(x, L.wqkv, L.bqkv).view({N * V, 1, 3, nh, d}).permute({2, 0, 3, 1, 4});
+    auto qkv = projected.view({N * V, 1, 3, nh, d}).permute({2, 0, 3, 1, 4});
     auto qk = rotate(qkv.narrow(0, 0, 2), pos);
     auto q = qk[0], k = qk[1], v = qkv[2];
     auto sk = buf.suffix_k[time_idx], sv = buf.suffix_v[time_idx];

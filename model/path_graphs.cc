@@ -47,6 +47,7 @@ struct PathGraphs::Bucket {
 
 PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(net), opt_(opt) {
     const toto_config &cfg = net.config();
+    fused_attention_ = fused::has_decode_attention() && fused::available_on(net.device());
     const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
     const int64_t K = cfg.k_components, R = opt.max_rows, T = opt.max_steps;
     const auto dev = net.device();
@@ -164,8 +165,15 @@ void PathGraphs::step(Bucket &b) {
     pos.cos = table_cos_.index_select(0, t).squeeze(0);
     pos.sin = table_sin_.index_select(0, t).squeeze(0);
     auto i64 = b.step.options();
-    b.buf.prefix_blocked = torch::arange(S, i64) >= b.prefix_len;
-    b.buf.suffix_blocked = torch::arange(T, i64) > b.step;
+    if (fused_attention_) { // the kernel masks and rotates by itself
+        b.buf.table_cos = table_cos_.view({table_cos_.size(0), 2, -1});
+        b.buf.table_sin = table_sin_.view({table_sin_.size(0), 2, -1});
+        b.buf.pos_index = t;
+        b.buf.prefix_len = b.prefix_len;
+    } else {
+        b.buf.prefix_blocked = torch::arange(S, i64) >= b.prefix_len;
+        b.buf.suffix_blocked = torch::arange(T, i64) > b.step;
+    }
     auto hidden = net_.decode_step_static(z, b.ids, pos, b.buf);
     HeadOut h = net_.head(hidden.select(2, 0));
     b.head.df.copy_(h.df);

@@ -77,6 +77,7 @@ class PathGraphs {
     torch::Tensor state_pool_;             // [max_rows, 6] scaler state
     torch::Tensor paths_pool_;             // [max_rows * max_steps * P] float64
     int64_t bytes_ = 0;
+    bool fused_attention_ = false; // toto_k_decode_attention instead of libtorch's operations
 };
 
 } // namespace toto
