@@ -17,13 +17,6 @@ namespace toto {
 
 namespace {
 
-int64_t next_pow2(int64_t n) {
-    int64_t p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
 // Shorter contexts pad to this many patches: fewer buckets, little waste.
 constexpr int64_t kMinPatches = 4;
 

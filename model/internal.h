@@ -21,6 +21,14 @@ struct Error : std::runtime_error {
     Error(int c, const std::string &msg) : std::runtime_error(msg), code(c) {}
 };
 
+// The smallest power of two >= n (bucket sizes).
+inline int64_t next_pow2(int64_t n) {
+    int64_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
 struct LayerWeights {
     bool is_space; // SPACE layers attend across variates; TIME layers along patches
     torch::Tensor norm1, norm2;

@@ -16,17 +16,6 @@
 
 namespace toto {
 
-namespace {
-
-int64_t next_pow2(int64_t n) {
-    int64_t p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
-} // namespace
-
 // Static buffers of N paths of V variates (Q = N * V rows), views of the
 // shared pools: only one bucket runs at a time.
 struct PathGraphs::Bucket {

@@ -27,8 +27,8 @@ namespace {
 constexpr int kFastD = 64;
 constexpr int kMaxD = 256;
 constexpr int kMaxWarps = 8;
-constexpr int kChunk = 4;       // positions scored before one rescale
-constexpr int kAnyWarps = 4;    // warps per block, generic kernel
+constexpr int kChunk = 4;    // positions scored before one rescale
+constexpr int kAnyWarps = 4; // warps per block, generic kernel
 constexpr int kTargetWarps = 1024;
 
 template <typename T> struct Args {
@@ -188,7 +188,8 @@ __device__ __forceinline__ void attend_tile(const T *sk, const T *sv, int a, int
 
 constexpr int kTile = 32; // prefix positions staged in shared memory at a time
 constexpr int kMergeBytes = kMaxWarps / 2 * (kFastD + 2) * 32 * 4;
-constexpr int kSmemBytes = kMergeBytes > 2 * kTile * kFastD * 4 ? kMergeBytes : 2 * kTile * kFastD * 4;
+constexpr int kSmemBytes =
+    kMergeBytes > 2 * kTile *kFastD * 4 ? kMergeBytes : 2 * kTile *kFastD * 4;
 static_assert(kTile / kMaxWarps % kChunk == 0, "a warp's share of a tile is whole chunks");
 
 // One block: (32 paths, variate v, head h); blockDim (32, W), W 4 or 8.
@@ -255,8 +256,8 @@ template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64
     {
         const int64_t per = (st + 1 + W - 1) / W, lo = min(st + 1, warp * per);
         const int64_t hi = min(st + 1, lo + per);
-        attend_suffix(a.suffix_k + (slot + lo) * D, a.suffix_v + (slot + lo) * D, hi - lo, qf, m,
-                      l, acc);
+        attend_suffix(a.suffix_k + (slot + lo) * D, a.suffix_v + (slot + lo) * D, hi - lo, qf, m, l,
+                      acc);
     }
 
     // The prefix, a tile of kTile positions at a time staged in shared
@@ -264,8 +265,8 @@ template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64
     // each warp takes kTile / W of them.
     T *tk = reinterpret_cast<T *>(smem), *tv = tk + kTile * D;
     const T *pk = a.prefix_k + (v * a.H + h) * a.S * D, *pv = a.prefix_v + (v * a.H + h) * a.S * D;
-    constexpr int kVec = 16 / sizeof(T);              // elements per 16 bytes
-    constexpr int kChunks = kTile * D / kVec;         // 16-byte pieces of one tile
+    constexpr int kVec = 16 / sizeof(T);      // elements per 16 bytes
+    constexpr int kChunks = kTile * D / kVec; // 16-byte pieces of one tile
 #pragma unroll 1
     for (int64_t t0 = 0; t0 < L; t0 += kTile) {
         const int cnt = int(min(int64_t(kTile), L - t0));
@@ -322,7 +323,8 @@ template <typename T> __global__ void __launch_bounds__(32 * kMaxWarps) decode64
 
 // Any even d <= 256, any alignment: one warp per (row, head); lane j holds
 // the pairs j, j + 32, j + 64, j + 96.
-template <typename T> __global__ void __launch_bounds__(32 * kAnyWarps) decode_any_kernel(Args<T> a) {
+template <typename T>
+__global__ void __launch_bounds__(32 * kAnyWarps) decode_any_kernel(Args<T> a) {
     constexpr int KP = kMaxD / 64;
     const int lane = threadIdx.x % 32;
     const int64_t wi = int64_t(blockIdx.x) * kAnyWarps + threadIdx.x / 32;

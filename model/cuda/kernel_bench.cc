@@ -360,8 +360,8 @@ void bench_decode_attention(int64_t Q, int64_t V, int64_t L, int64_t step, toto_
                             bool quick) {
     const int64_t H = 12, d = 64, S = 128, T = 16, HD = H * d;
     const size_t e = dsize(t);
-    const double bytes = double(e) * double(Q * HD * (3 + 1 + 2) + 2 * V * HD * L +
-                                            2 * Q * HD * step);
+    const double bytes =
+        double(e) * double(Q * HD * (3 + 1 + 2) + 2 * V * HD * L + 2 * Q * HD * step);
     const int sets = sets_for(size_t(bytes));
     Bufs in, pre, suf, rest;
     for (int i = 0; i < sets && !g_failed; i++) {
@@ -378,17 +378,18 @@ void bench_decode_attention(int64_t Q, int64_t V, int64_t L, int64_t step, toto_
     const int64_t host[3] = {40, L, step}; // pos_index, prefix_len, step
     if (!g_failed)
         ok(int(cudaMemcpy(scalars, host, sizeof host, cudaMemcpyHostToDevice)), "cudaMemcpy");
-    const double ms = g_failed ? -1
-                               : time_ms(
-                                     sets,
-                                     [&](int i) {
-                                         const size_t k = size_t(i);
-                                         return toto_k_decode_attention(
-                                             out, in[k]->p, t, ct, st, scalars, pk, pv,
-                                             scalars + 1, suf[2 * k]->p, suf[2 * k + 1]->p,
-                                             scalars + 2, Q, V, H, d, S, T, nullptr);
-                                     },
-                                     quick);
+    const double ms =
+        g_failed
+            ? -1
+            : time_ms(
+                  sets,
+                  [&](int i) {
+                      const size_t k = size_t(i);
+                      return toto_k_decode_attention(out, in[k]->p, t, ct, st, scalars, pk, pv,
+                                                     scalars + 1, suf[2 * k]->p, suf[2 * k + 1]->p,
+                                                     scalars + 2, Q, V, H, d, S, T, nullptr);
+                  },
+                  quick);
     if (ms > 0)
         print_row({"decode_attention (H 12, d 64, S 128, T 16)",
                    "Q " + std::to_string(Q) + ", V " + std::to_string(V) + ", prefix " +

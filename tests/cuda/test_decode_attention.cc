@@ -43,9 +43,8 @@ Inputs make_inputs(const Shape &s, toto_k_dtype t, std::mt19937_64 &rng) {
     // Scores of order 1 whatever d.
     const double sd = 1.2 / std::pow(double(s.d), 0.25);
     auto normal = [](double sdev) {
-        return [sdev](std::mt19937_64 &g) {
-            return std::normal_distribution<double>(0.0, sdev)(g);
-        };
+        return
+            [sdev](std::mt19937_64 &g) { return std::normal_distribution<double>(0.0, sdev)(g); };
     };
     auto table = [](std::mt19937_64 &g) {
         return std::uniform_real_distribution<double>(-1.3, 1.3)(g);
@@ -69,7 +68,8 @@ void reference(const Shape &s, toto_k_dtype t, const Inputs &in, const std::vect
                const std::vector<double> &sv, std::vector<double> &out, std::vector<double> &key) {
     const int64_t d = s.d, HD = s.H * d;
     const double *qkv = in.qkv.exact.data() + s.offset;
-    const double *cq = in.cos_tab.exact.data() + s.pos * 2 * d, *sq = in.sin_tab.exact.data() + s.pos * 2 * d;
+    const double *cq = in.cos_tab.exact.data() + s.pos * 2 * d,
+                 *sq = in.sin_tab.exact.data() + s.pos * 2 * d;
     out.assign(size_t(s.Q * HD), 0.0);
     key.assign(size_t(s.Q * HD), 0.0);
     std::vector<double> qr(static_cast<size_t>(d)), scores;
@@ -140,18 +140,17 @@ bool upload(Device &dv, const Shape &s, toto_k_dtype t, const Inputs &in) {
     const size_t esz = ct::dtype_size(t);
     const std::vector<int64_t> pos = {s.pos}, len = {s.L}, step = {s.step};
     return dv.qkv.upload(in.qkv.raw) && dv.cos_tab.upload(in.cos_tab.raw) &&
-           dv.sin_tab.upload(in.sin_tab.raw) && dv.pk.upload(in.pk.raw) && dv.pv.upload(in.pv.raw) &&
-           dv.sk.upload(in.sk.raw) && dv.sv.upload(in.sv.raw) &&
+           dv.sin_tab.upload(in.sin_tab.raw) && dv.pk.upload(in.pk.raw) &&
+           dv.pv.upload(in.pv.raw) && dv.sk.upload(in.sk.raw) && dv.sv.upload(in.sv.raw) &&
            dv.out.alloc(size_t(s.Q * s.H * s.d) * esz) && dv.out.poison() && dv.pos.upload(pos) &&
            dv.len.upload(len) && dv.step.upload(step);
 }
 
 int call(Device &dv, const Shape &s, toto_k_dtype t, void *stream = nullptr) {
-    return toto_k_decode_attention(dv.out.p, dv.qkv_at() + size_t(s.offset) * ct::dtype_size(t), t,
-                                   dv.cos_tab.p, dv.sin_tab.p, static_cast<int64_t *>(dv.pos.p),
-                                   dv.pk.p, dv.pv.p, static_cast<int64_t *>(dv.len.p), dv.sk.p,
-                                   dv.sv.p, static_cast<int64_t *>(dv.step.p), s.Q, s.V, s.H, s.d,
-                                   s.S, s.T, stream);
+    return toto_k_decode_attention(
+        dv.out.p, dv.qkv_at() + size_t(s.offset) * ct::dtype_size(t), t, dv.cos_tab.p, dv.sin_tab.p,
+        static_cast<int64_t *>(dv.pos.p), dv.pk.p, dv.pv.p, static_cast<int64_t *>(dv.len.p),
+        dv.sk.p, dv.sv.p, static_cast<int64_t *>(dv.step.p), s.Q, s.V, s.H, s.d, s.S, s.T, stream);
 }
 
 void check(const Shape &s, toto_k_dtype t) {
@@ -282,10 +281,10 @@ void check_arguments() {
         {"H 0", run(TOTO_K_F32, 4, 1, 0, 64, 8, 4)},
         {"Q -1", run(TOTO_K_F32, -1, 1, 2, 64, 8, 4)},
         {"f64", run(TOTO_K_F64, 4, 1, 2, 64, 8, 4)},
-        {"step NULL", toto_k_decode_attention(p, p, TOTO_K_BF16, p, p, n, p, p, n, p, p, nullptr,
-                                              4, 1, 2, 64, 8, 4, nullptr)},
-        {"out NULL", toto_k_decode_attention(nullptr, p, TOTO_K_BF16, p, p, n, p, p, n, p, p, n,
-                                             4, 1, 2, 64, 8, 4, nullptr)},
+        {"step NULL", toto_k_decode_attention(p, p, TOTO_K_BF16, p, p, n, p, p, n, p, p, nullptr, 4,
+                                              1, 2, 64, 8, 4, nullptr)},
+        {"out NULL", toto_k_decode_attention(nullptr, p, TOTO_K_BF16, p, p, n, p, p, n, p, p, n, 4,
+                                             1, 2, 64, 8, 4, nullptr)},
     };
     for (const Case &c : cases)
         tap_check(c.rc == bad, "decode_attention rejects %s (rc %d)", c.what, c.rc);

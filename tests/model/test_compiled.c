@@ -155,7 +155,8 @@ static void test_path_graphs(toto_model *m) {
     toto_model_info before, after;
     toto_model_get_info(m, &before);
     toto_result alone, batch[3];
-    int ok = run_on(m, "compiled", &r[1], &alone, 1) == 0 && run_on(m, "compiled", r, batch, 3) == 0;
+    int ok =
+        run_on(m, "compiled", &r[1], &alone, 1) == 0 && run_on(m, "compiled", r, batch, 3) == 0;
     toto_model_get_info(m, &after);
     const size_t n = (size_t)r[1].num_samples * 2 * 70;
     tap_check(ok && alone.samples && batch[1].samples &&
