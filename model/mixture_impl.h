@@ -323,9 +323,10 @@ MIX_FN double mix_min_scale(const mix_t *m) {
     return smin;
 }
 
-/* The search state: lo < hi with F(lo) - target = rlo < 0 <= rhi = F(hi) - target. */
+/* The search state: lo < hi with F(lo) - target = rlo < 0 <= rhi = F(hi) - target,
+ * and at each end the residual g of the log tail mass (see mix_quantile). */
 typedef struct mix_bracket_t {
-    double lo, hi, rlo, rhi;
+    double lo, hi, rlo, rhi, glo, ghi;
 } mix_bracket_t;
 
 /* A rough standard normal quantile (|error| < 5e-3): only a starting point. */
@@ -353,45 +354,6 @@ MIX_FN void mix_spread(const mix_t *m, double *mean, double *spread) {
     *spread = sqrt(var / wsum);
 }
 
-/* Brackets the root starting from a normal approximation of the mixture:
- * Newton steps stretched by a quarter cross the root in a step or two on the
- * usual unimodal head; where Newton is unusable the end moves outward by a
- * doubling step. Returns the bracket and, in x0, the better point to go on from. */
-MIX_FN int mix_find_bracket(const mix_t *m, double q, double target, mix_bracket_t *b, double *x0) {
-    double mean, spread;
-    mix_spread(m, &mean, &spread);
-    double x = mean + spread * mix_rough_normal_quantile(q), width = spread;
-    b->lo = -INFINITY;
-    b->hi = INFINITY;
-    b->rlo = -INFINITY;
-    b->rhi = INFINITY;
-    if (!isfinite(x) || !(spread > 0.0))
-        return 0;
-    for (int it = 0; it < MIX_QUANT_ITER; it++) {
-        double r = mix_cdf(m, x) - target;
-        if (isnan(r))
-            return 0;
-        if (r < 0.0) {
-            b->lo = x;
-            b->rlo = r;
-        } else {
-            b->hi = x;
-            b->rhi = r;
-        }
-        if (isfinite(b->lo) && isfinite(b->hi))
-            break;
-        double dens = mix_pdf(m, x), step = dens > 0.0 ? -1.25 * r / dens : NAN;
-        if (!(fabs(step) > 0.0 && fabs(step) < 64.0 * width) || (r < 0.0) != (step > 0.0))
-            step = r < 0.0 ? width : -width;
-        width = fmax(width, fabs(step)) * 2.0;
-        x += step;
-        if (!isfinite(x))
-            return 0;
-    }
-    *x0 = -b->rlo < b->rhi ? b->lo : b->hi;
-    return isfinite(b->lo) && isfinite(b->hi);
-}
-
 /* The smallest step worth taking at x: about one ulp, with a floor tied to
  * the smallest scale smin (the steepest component) so that a root at 0 still
  * terminates; F moves by ~1e-17 or less over the floor. */
@@ -399,63 +361,124 @@ MIX_FN double mix_x_resolution(double smin, double x) {
     return DBL_EPSILON * fabs(x) + 1e-17 * smin;
 }
 
-MIX_FN double mix_midpoint(const mix_bracket_t *b) {
-    return b->lo + 0.5 * (b->hi - b->lo);
-}
-
-/* The next point to evaluate: a Newton step from x, unless it leaves the
- * bracket or is not at most half the previous step (slow progress in a flat
- * or far-tail region), in which case bisect. A step below the resolution is
- * stretched to it, so that near the root the bracket closes from both sides
- * instead of creeping in from one. */
-MIX_FN double mix_next_point(const mix_t *m, double smin, double x, double resid, double step_prev,
-                             const mix_bracket_t *b) {
-    double dens = mix_pdf(m, x), res = mix_x_resolution(smin, x);
-    double xn = dens > 0.0 ? x - resid / dens : NAN;
-    if (!(xn > b->lo && xn < b->hi) || fabs(xn - x) > 0.5 * step_prev)
-        return mix_midpoint(b);
-    if (fabs(xn - x) < res)
-        xn = xn < x ? x - res : x + res;
-    return xn > b->lo && xn < b->hi ? xn : mix_midpoint(b);
-}
-
+/* The x with F(x) = q * (sum of weights). Each evaluation of F gives a point
+ * and, from the density there, the next one:
+ *  - Newton steps on the log of the tail mass that holds the root (g below),
+ *    which the tails make far more linear than F, aimed a little past the
+ *    root they predict: by their own estimated error plus a pad of about the
+ *    resolution (an ulp of x, or F's rounding over the density). Points then
+ *    fall on both sides of the root, and the bracket closes from both ends:
+ *    a search that converges from one side leaves the far end where it was,
+ *    and only a point past the root can move it;
+ *  - until the root is bracketed, that step or a doubling one outward;
+ *  - where Newton leaves the bracket or doesn't halve its previous step,
+ *    regula falsi on g if the last point crossed the root, else bisection
+ *    (two points in a row on one side: interpolation would creep).
+ * It stops when the bracket is one resolution wide, or F at both ends is
+ * within its own rounding (a few eps F) of the target. Typically 5 to 8
+ * evaluations; every decision depends on reduced values only, so it stays
+ * warp-uniform on the device. */
 MIX_FN double mix_quantile(const mix_t *m, double q) {
     if (!(q > 0.0 && q < 1.0) || m->k < 1)
         return NAN;
     /* Invert the CDF normalized by the total weight, so that weights that sum
      * to 1 only up to rounding can't leave q just below 1 unreachable. */
-    double target = q * mix_weight_sum(m);
-    mix_bracket_t b;
-    double x = NAN;
-    if (!mix_find_bracket(m, q, target, &b, &x)) /* NaN parameters, or a root beyond DBL_MAX */
+    double wsum = mix_weight_sum(m), target = q * wsum;
+    double mean, spread;
+    mix_spread(m, &mean, &spread);
+    double x = mean + spread * mix_rough_normal_quantile(q);
+    if (!isfinite(x) || !(spread > 0.0))
         return NAN;
-    double step_prev = b.hi - b.lo, smin = mix_min_scale(m);
+    /* The tail mass on the root's side, T = F (q < 1/2) or wsum - F, and its
+     * target tau. In a Student-t tail T ~ |x|^-df: log T is nearly linear in
+     * log |x| where F is far from linear in x and Newton on F overshoots by
+     * far, so the search works on g = log(T / tau), which has the sign of r =
+     * F - target and is about r / tau near the root. */
+    int lower = q < 0.5;
+    double tau = lower ? target : wsum - target;
+    /* F's rounding: its jitter at the ulp scale was measured at a few eps F. */
+    double smin = mix_min_scale(m), f_tol = 4.0 * DBL_EPSILON * target;
+    mix_bracket_t b = {-INFINITY, INFINITY, -INFINITY, INFINITY, -INFINITY, INFINITY};
+    double width = spread, step_prev = INFINITY, x_prev = NAN, slope_prev = NAN;
+    int run = 0; /* the end that moved last, and how many times in a row: n lo, -n hi */
     for (int it = 0; it < MIX_QUANT_ITER; it++) {
-        double resid = mix_cdf(m, x) - target;
-        if (resid == 0.0)
+        double r = mix_cdf(m, x) - target;
+        if (isnan(r))
+            return NAN;
+        if (r == 0.0)
             return x;
-        if (resid < 0.0) {
+        double g = lower ? log1p(r / tau) : -log1p(-r / tau);
+        if (r < 0.0) {
             b.lo = x;
-            b.rlo = resid;
+            b.rlo = r;
+            b.glo = g;
+            run = run > 0 ? run + 1 : 1;
         } else {
             b.hi = x;
-            b.rhi = resid;
+            b.rhi = r;
+            b.ghi = g;
+            run = run < 0 ? run - 1 : -1;
         }
-        if (b.hi - b.lo <= mix_x_resolution(smin, x))
+        int bracketed = isfinite(b.lo) && isfinite(b.hi);
+        double res = mix_x_resolution(smin, x), w = b.hi - b.lo;
+        /* Done at one resolution, or where F can't tell the ends from the
+         * root (unless the bracket is wide: a plateau of F, where x can still
+         * be had to 1e-12 by closing in). */
+        if (bracketed &&
+            (w <= res || (-b.rlo <= f_tol && b.rhi <= f_tol && w <= 1e-12 * (fabs(x) + spread))))
             break;
-        double xn = mix_next_point(m, smin, x, resid, step_prev, &b);
-        /* Newton's error after a step is about (F''/F') step^2, and F''/F'
-         * is at most ~1/smin: a step this small leaves ~1e-18 smin. Near
-         * the ulp scale the bracket's own closing picks the better end. */
-        double step = fabs(xn - x);
-        if (xn != mix_midpoint(&b) && step <= 1e-9 * smin &&
-            step > 16.0 * mix_x_resolution(smin, x))
-            return xn;
-        step_prev = fabs(xn - x);
+        /* Newton's step on g, g' = dens / T; on F where g is infinite (T
+         * rounded to 0 or below). */
+        double dens = mix_pdf(m, x), slope = dens / (lower ? tau + r : tau - r);
+        double d = dens > 0.0 ? -g / slope : NAN;
+        if (!isfinite(d) && dens > 0.0)
+            d = -r / dens;
+        /* Half the resolution in x and in F: a point that far past the
+         * predicted root lands on the other side of it. */
+        double pad = 0.5 * res + (dens > 0.0 ? 0.5 * f_tol / dens : 0.0), xn;
+        if (!bracketed) {
+            /* Newton's steps cross the root in a step or two on the usual
+             * unimodal head; where Newton is unusable the end moves outward
+             * by a doubling step. */
+            double step = d + (d > 0.0 ? pad : -pad);
+            if (!(fabs(step) > 0.0 && fabs(step) < 64.0 * width) || (r < 0.0) != (step > 0.0))
+                step = r < 0.0 ? width : -width;
+            width = fmax(width, fabs(step)) * 2.0;
+            xn = x + step;
+            if (xn == x) /* a step below half an ulp; res is at least one */
+                xn = x + (step > 0.0 ? res : -res);
+            if (!isfinite(xn))
+                return NAN;
+        } else {
+            /* Newton's own error after a step d is about (g'' / (2 g')) d^2,
+             * g'' from the slopes at the last two points. */
+            double curv = fabs((slope - slope_prev) / (x - x_prev)) / (2.0 * slope);
+            double over = fmin(curv * d * d, 0.5 * fabs(d));
+            if (!(over >= 0.0))
+                over = 0.0;
+            xn = x + d + (d > 0.0 ? over + pad : -(over + pad));
+            if (!(fabs(d) <= 0.5 * step_prev && xn > b.lo && xn < b.hi)) {
+                /* Regula falsi kept off the ends by the pad: beside an end
+                 * whose residual is about 0 it would give that end again. */
+                double xr = b.lo + w * (b.glo / (b.glo - b.ghi)), p = fmin(pad, 0.25 * w);
+                int crossed = run == 1 || run == -1;
+                xn = crossed && isfinite(xr) ? fmin(fmax(xr, b.lo + p), b.hi - p) : NAN;
+                if (!(xn > b.lo && xn < b.hi))
+                    xn = b.lo + 0.5 * w;
+            }
+            step_prev = fabs(xn - x);
+        }
+        x_prev = x;
+        slope_prev = slope;
         x = xn;
     }
-    /* The bracket is about one ulp wide: return the end nearer in F. */
-    return -b.rlo < b.rhi ? b.lo : b.hi;
+    if (!(isfinite(b.lo) && isfinite(b.hi)))
+        return NAN;
+    /* Within the bracket, F is about linear: the secant's root is nearer
+     * the crossing than either end (whose residuals the pads made up to
+     * about f_tol / 2). */
+    double xi = b.lo + (b.hi - b.lo) * (b.rlo / (b.rlo - b.rhi));
+    return xi >= b.lo && xi <= b.hi ? xi : -b.rlo < b.rhi ? b.lo : b.hi;
 }
 
 #endif
