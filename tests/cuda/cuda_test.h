@@ -18,7 +18,8 @@
 
 namespace ct {
 
-// Prints the TAP skip plan and returns true when no device can run kernels.
+// Prints the TAP skip plan and returns true when no device can run kernels;
+// otherwise names device 0 in a diagnostic.
 inline bool skip_without_device() {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -27,6 +28,9 @@ inline bool skip_without_device() {
         printf("1..0 # SKIP no CUDA device\n");
         return true;
     }
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        printf("# device 0: %s, sm_%d%d\n", prop.name, prop.major, prop.minor);
     return false;
 }
 

@@ -297,9 +297,6 @@ void check_arguments() {
 int main() {
     if (ct::skip_without_device())
         return 0;
-    cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        tap_diag("device 0: %s, sm_%d%d", prop.name, prop.major, prop.minor);
 
     // {Q, V, H, d, S, T, prefix_len, step, pos_index, qkv offset}
     const Shape shapes[] = {

@@ -287,9 +287,6 @@ void check_arguments() {
 int main() {
     if (ct::skip_without_device())
         return 0;
-    cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        tap_diag("device 0: %s, sm_%d%d", prop.name, prop.major, prop.minor);
 
     for (int64_t dim : {768, 8, 1000, 4096})
         for (toto_k_dtype xt : kFloatTypes)

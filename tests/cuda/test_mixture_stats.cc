@@ -379,9 +379,6 @@ void check_arguments() {
 int main() {
     if (ct::skip_without_device())
         return 0;
-    cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        tap_diag("device 0: %s, sm_%d%d", prop.name, prop.major, prop.minor);
     for (toto_k_dtype t : {TOTO_K_F32, TOTO_K_F64}) {
         check_batch(t, 8, 64, 24); // the head's K
         check_batch(t, 4, 32, 5);

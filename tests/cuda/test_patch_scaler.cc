@@ -421,9 +421,6 @@ void check_arguments() {
 int main() {
     if (ct::skip_without_device())
         return 0;
-    cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        tap_diag("device 0: %s, sm_%d%d", prop.name, prop.major, prop.minor);
 
     const std::vector<Kind> mixed = {Kind::Random, Kind::Constant, Kind::Offset, Kind::AllMissing};
     const std::vector<Kind> random = {Kind::Random};
