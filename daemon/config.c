@@ -64,6 +64,9 @@ static const setting settings[] = {
      "most requests in one model call"},
     {"batch-delay-us", NUM(KIND_INT, batch_delay_us, 0, 10000000), "US",
      "extra wait for a batch to fill (0: none; batches form while the model runs)"},
+    {"batch-refill-us", NUM(KIND_INT, batch_refill_us, 0, 10000000), "US",
+     "after a batch, how long the worker may wait for the clients it answered to send their "
+     "next requests, so that they share a batch again (0: never)"},
     {"handoff-poll-us", NUM(KIND_INT, handoff_poll_us, 0, 100000), "US",
      "how long the loop and the worker poll, instead of sleeping, for a request or answer "
      "they expect (saves a thread wake-up each way; 0: always sleep)"},
@@ -120,6 +123,10 @@ static void defaults(totod_config *cfg) {
      * arrive while it computes form the next batch. A delay trades each
      * request's latency for larger batches. */
     cfg->batch_delay_us = 0;
+    /* Bounded by what a closed-loop client's round trip costs (answer out,
+     * next request in): a batch waits for it only while jobs it expects are
+     * missing, never when the clients answered are back. */
+    cfg->batch_refill_us = 500;
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as
      * long as a parse or an encode takes hides it (queue.h). */
     cfg->handoff_poll_us = 200;

@@ -49,7 +49,8 @@ static int start_model(server *s, const totod_config *cfg) {
     char err[512];
     double ms;
     batch_limits lim = {cfg->max_batch_tokens, cfg->max_batch_size,
-                        (uint64_t)cfg->batch_delay_us * 1000u};
+                        (uint64_t)cfg->batch_delay_us * 1000u,
+                        (uint64_t)cfg->batch_refill_us * 1000u};
     log_msg(TLOG_INFO, "totod %s: opening model %s%s on %s (%s)", TOTO_VERSION, cfg->model,
             cfg->untrained ? " (bundled, UNTRAINED: random weights)" : "", cfg->device, cfg->dtype);
     toto_model *model = open_model(cfg);

@@ -80,13 +80,21 @@ static void table_grow(job_queue *q) {
     }
 }
 
-/* The owner's flow; a new one joins the ring when the owner has nothing queued. NULL: no memory. */
-static job_flow *flow_for(job_queue *q, const void *owner) {
-    size_t b = bucket_of(q, owner);
-    for (job_flow *f = q->table[b]; f; f = f->chain)
+/* Lock held: the owner's flow, or NULL when it has nothing queued. */
+static job_flow *flow_find(const job_queue *q, const void *owner) {
+    for (job_flow *f = q->table[bucket_of(q, owner)]; f; f = f->chain)
         if (f->owner == owner)
             return f;
-    job_flow *f = q->spare;
+    return NULL;
+}
+
+/* The owner's flow; a new one joins the ring when the owner has nothing queued. NULL: no memory. */
+static job_flow *flow_for(job_queue *q, const void *owner) {
+    job_flow *f = flow_find(q, owner);
+    if (f)
+        return f;
+    size_t b = bucket_of(q, owner);
+    f = q->spare;
     if (f)
         q->spare = f->chain;
     else if (!(f = malloc(sizeof *f)))
@@ -289,25 +297,46 @@ static uint64_t oldest_arrival(const job_queue *q) {
     return oldest;
 }
 
-/* Waits (lock held) until the oldest job's batch delay is over or the batch is full. */
-static void wait_for_batch(job_queue *q, const batch_limits *lim) {
-    if (lim->delay_ns == 0)
+int64_t queue_refill_target(job_queue *q, const batch_limits *lim, const job *answered) {
+    if (lim->refill_ns == 0)
+        return 0;
+    uv_mutex_lock(&q->lock);
+    int64_t want = q->count;
+    for (const job *j = answered; j; j = j->next)
+        want += flow_find(q, j->conn) == NULL;
+    uv_mutex_unlock(&q->lock);
+    return want < lim->max_size ? want : lim->max_size;
+}
+
+/* Lock held: the batch is full, by count or by tokens. */
+static bool batch_full(const job_queue *q, const batch_limits *lim) {
+    return q->tokens >= lim->max_tokens || q->count >= lim->max_size;
+}
+
+/*
+ * Waits (lock held) while the oldest job's batch delay runs, or while fewer
+ * than target jobs are queued and the refill window is open; a full batch
+ * or a closed queue ends either wait.
+ */
+static void wait_for_batch(job_queue *q, const batch_limits *lim, int64_t target,
+                           uint64_t refill_until) {
+    if (lim->delay_ns == 0 && target == 0)
         return;
-    uint64_t until = oldest_arrival(q) + lim->delay_ns;
-    while (!q->closed && q->ring && q->tokens < lim->max_tokens && q->count < lim->max_size) {
-        uint64_t now = uv_hrtime();
-        if (now >= until)
+    uint64_t delay_until = lim->delay_ns ? oldest_arrival(q) + lim->delay_ns : 0;
+    while (!q->closed && q->ring && !batch_full(q, lim)) {
+        uint64_t now = uv_hrtime(), until = 0;
+        if (now < delay_until)
+            until = delay_until;
+        if (q->count < target && now < refill_until && refill_until > until)
+            until = refill_until;
+        if (!until)
             break;
         uv_cond_timedwait(&q->changed, &q->lock, until - now);
     }
 }
 
-int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **expired) {
-    job *btail = NULL, *etail = NULL;
-    int n = 0;
-    int64_t tokens = 0;
-    *batch = *expired = NULL;
-    uv_mutex_lock(&q->lock);
+/* Lock held: sleeps (or polls, when a job is expected) until a job is queued or the queue closes. */
+static void wait_for_job(job_queue *q) {
     while (!q->closed && !q->ring) {
         if (q->expected) {
             q->expected = false;
@@ -318,8 +347,19 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **ex
         uv_cond_wait(&q->changed, &q->lock);
         __atomic_sub_fetch(&q->sleepers, 1, __ATOMIC_RELAXED);
     }
+}
+
+int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *refill, job **batch,
+                    job **expired) {
+    job *btail = NULL, *etail = NULL;
+    int n = 0;
+    int64_t tokens = 0;
+    *batch = *expired = NULL;
+    uv_mutex_lock(&q->lock);
+    int64_t target = refill && lim->refill_ns ? refill->target : 0;
+    wait_for_job(q);
     if (!q->closed)
-        wait_for_batch(q, lim);
+        wait_for_batch(q, lim, target, target ? refill->end_ns + lim->refill_ns : 0);
     if (q->closed) {
         uv_mutex_unlock(&q->lock);
         return -1;

@@ -55,8 +55,28 @@ typedef struct job_queue {
 typedef struct batch_limits {
     int64_t max_tokens;
     int64_t max_size;
-    uint64_t delay_ns;
+    uint64_t delay_ns;  /* from the oldest queued job's arrival */
+    uint64_t refill_ns; /* from the end of the caller's previous batch (batch_refill) */
 } batch_limits;
+
+/*
+ * Refill: closed-loop clients (each sends its next request when it has the
+ * answer to the last) keep sharing a batch only if the worker waits for the
+ * ones it just answered. Without it, the jobs that queued during a batch go
+ * at once, the answered clients' next requests queue behind them, and two
+ * half batches alternate, while a batch of 32 costs the model as much as one
+ * of 64 (the compiled path's buckets are powers of 4). So when a batch ends
+ * with k jobs queued, having answered e jobs of connections that have
+ * nothing queued (those may come back; a connection with jobs still queued
+ * is pipelining and will not wait for its answers), the next batch waits,
+ * for at most refill_ns from that end, until k + e jobs are queued (capped
+ * by the limits). A lone client's expected job is the one that arrives:
+ * it waits for nothing.
+ */
+typedef struct batch_refill {
+    int64_t target; /* jobs the next batch waits for; 0: none */
+    uint64_t end_ns; /* when the previous batch's answers were handed back */
+} batch_refill;
 
 enum { QUEUE_OK = 0, QUEUE_FULL = 1, QUEUE_CLOSED = 2 };
 
@@ -67,6 +87,8 @@ void queue_destroy(job_queue *q); /* the queue must be empty */
  * memory) or QUEUE_CLOSED leave j with the caller. */
 int queue_push(job_queue *q, job *j);
 int64_t queue_depth(job_queue *q);
+/* The refill target after the batch `answered` (a list), before its answers go out. */
+int64_t queue_refill_target(job_queue *q, const batch_limits *lim, const job *answered);
 
 /*
  * Hand-off polling. Waking a sleeping thread costs 20-100 µs on a virtual
@@ -84,9 +106,11 @@ void queue_expect(job_queue *q);
  * Blocks until a batch is ready. Returns its size (>= 0; 0 when every job
  * taken had expired, or another worker took them) with the batch in *batch
  * and expired jobs in *expired (both lists linked by next), or -1 once the
- * queue is closed.
+ * queue is closed. refill (NULL: none) is the caller's previous batch; the
+ * caller sets it again once this batch has been answered.
  */
-int queue_pop_batch(job_queue *q, const batch_limits *lim, job **batch, job **expired);
+int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *refill, job **batch,
+                    job **expired);
 
 /* Removes and returns every queued job (a list), e.g. to answer them on shutdown. */
 job *queue_take_all(job_queue *q);

@@ -146,14 +146,17 @@ static void worker_main(void *arg) {
     worker *w = arg;
     job *batch, *expired;
     int n;
-    while ((n = queue_pop_batch(w->queue, &w->limits, &batch, &expired)) >= 0) {
+    while ((n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired)) >= 0) {
         if (expired) {
             answer_expired(w, expired);
             completion_push(w->done, expired);
         }
         if (n > 0) {
             run_batch(w, batch, n);
+            /* Before the answers go out: none of their clients can be back yet. */
+            int64_t target = queue_refill_target(w->queue, &w->limits, batch);
             completion_push(w->done, batch);
+            w->refill = (batch_refill){.target = target, .end_ns = uv_hrtime()};
         }
     }
 }

@@ -37,6 +37,7 @@ typedef struct worker {
     job_queue *queue;
     completion_queue *done;
     batch_limits limits;
+    batch_refill refill;     /* this worker's previous batch (queue.h) */
     bool expect_completions; /* hand-off polling is on: wake the loop before encoding */
     uv_thread_t thread;
     bool started;

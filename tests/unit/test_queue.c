@@ -18,7 +18,7 @@
 
 static char conn_a, conn_b, conn_c; /* three connections: only their addresses matter */
 
-static const batch_limits unlimited = {INT64_MAX, 1 << 20, 0};
+static const batch_limits unlimited = {INT64_MAX, 1 << 20, 0, 0};
 
 static job *make(void *conn, int label, int64_t tokens) {
     job *j = calloc(1, sizeof *j);
@@ -54,7 +54,7 @@ static char *labels(job *list, char *out, size_t len) {
 static const char *pop(job_queue *q, const batch_limits *lim, char *out, size_t len,
                        int *n_expired) {
     job *batch, *expired;
-    queue_pop_batch(q, lim, &batch, &expired);
+    queue_pop_batch(q, lim, NULL, &batch, &expired);
     int n = 0;
     for (job *j = expired; j; j = j->next)
         n++;
@@ -99,7 +99,7 @@ static void test_round_robin_in_a_batch(void) {
 static void test_round_robin_across_batches(void) {
     job_queue q;
     char out[512];
-    batch_limits two = {INT64_MAX, 2, 0};
+    batch_limits two = {INT64_MAX, 2, 0, 0};
     queue_init(&q, 100);
     push_n(&q, &conn_a, 1, 6);
     push_n(&q, &conn_b, 101, 1);
@@ -116,7 +116,7 @@ static void test_round_robin_across_batches(void) {
 static void test_newcomer_waits_one_turn(void) {
     job_queue q;
     char out[512];
-    batch_limits one = {INT64_MAX, 1, 0};
+    batch_limits one = {INT64_MAX, 1, 0, 0};
     queue_init(&q, 2000);
     push_n(&q, &conn_a, 1, 1000);
     pop(&q, &one, out, sizeof out, NULL); /* a's first job is running */
@@ -150,7 +150,7 @@ static void test_newcomer_waits_one_turn(void) {
 static void test_token_budget(void) {
     job_queue q;
     char out[512];
-    batch_limits budget = {10, 100, 0};
+    batch_limits budget = {10, 100, 0, 0};
     queue_init(&q, 100);
     queue_push(&q, make(&conn_a, 1, 25)); /* over budget alone */
     queue_push(&q, make(&conn_a, 2, 4));
@@ -177,7 +177,7 @@ static void test_limit_and_close(void) {
     queue_close(&q);
     job *late = make(&conn_a, 5, 1), *batch, *expired;
     int r5 = queue_push(&q, late);
-    int n = queue_pop_batch(&q, &unlimited, &batch, &expired);
+    int n = queue_pop_batch(&q, &unlimited, NULL, &batch, &expired);
     tap_check(r5 == QUEUE_CLOSED && n == -1, "closed: pushes refused, pop returns -1");
     char out[64];
     tap_check(same(labels(queue_take_all(&q), out, sizeof out), "1 2 3", "left"),
@@ -191,7 +191,7 @@ static void test_deadlines(void) {
     job_queue q;
     char out[512];
     int n_expired;
-    batch_limits one = {INT64_MAX, 1, 0};
+    batch_limits one = {INT64_MAX, 1, 0, 0};
     queue_init(&q, 100);
     uint64_t now = uv_hrtime();
     push_n(&q, &conn_a, 1, 3);
@@ -223,7 +223,7 @@ static void test_deadlines(void) {
 static void test_batch_delay(void) {
     job_queue q;
     char out[64];
-    batch_limits wait = {INT64_MAX, 8, 30 * 1000000ull}; /* 30 ms */
+    batch_limits wait = {INT64_MAX, 8, 30 * 1000000ull, 0}; /* 30 ms */
     queue_init(&q, 100);
     push_n(&q, &conn_a, 1, 1);
     uint64_t t0 = uv_hrtime();
@@ -238,6 +238,84 @@ static void test_batch_delay(void) {
     ms = (double)(uv_hrtime() - t0) / 1e6;
     tap_check(same(out, "1 11 2 12 3 13 4 14", "full") && ms < 20,
               "... but a full batch goes at once (%.1f ms)", ms);
+    queue_destroy(&q);
+}
+
+/* ---- refill: waiting for the clients just answered ---------------------------------------- */
+
+static void push_later(void *arg) {
+    job_queue *q = arg;
+    uv_sleep(5);
+    push_n(q, &conn_b, 21, 1);
+    push_n(q, &conn_c, 31, 1);
+}
+
+static double pop_ms(job_queue *q, const batch_limits *lim, const batch_refill *r, char *out,
+                     size_t len) {
+    job *batch, *expired;
+    uint64_t t0 = uv_hrtime();
+    queue_pop_batch(q, lim, r, &batch, &expired);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    labels(expired, out, len);
+    labels(batch, out, len);
+    return ms;
+}
+
+static void test_refill_target(void) {
+    job_queue q;
+    queue_init(&q, 100);
+    batch_limits lim = {INT64_MAX, 8, 0, 30 * 1000000ull};
+    /* A batch answered a, b and c; a still has a job queued (it pipelines). */
+    job *answered = make(&conn_a, 1, 1);
+    answered->next = make(&conn_b, 2, 1);
+    answered->next->next = make(&conn_c, 3, 1);
+    push_n(&q, &conn_a, 4, 1);
+    int64_t t = queue_refill_target(&q, &lim, answered);
+    tap_check(t == 3, "refill target: 1 queued + b and c expected back, not a (%lld)",
+              (long long)t);
+    lim.max_size = 2;
+    t = queue_refill_target(&q, &lim, answered);
+    tap_check(t == 2, "refill target capped by max-batch-size (%lld)", (long long)t);
+    lim.refill_ns = 0;
+    t = queue_refill_target(&q, &lim, answered);
+    tap_check(t == 0, "refill off: no target (%lld)", (long long)t);
+    char out[64];
+    labels(answered, out, sizeof out);
+    labels(queue_take_all(&q), out, sizeof out);
+    queue_destroy(&q);
+}
+
+static void test_refill_wait(void) {
+    job_queue q;
+    char out[64];
+    queue_init(&q, 100);
+    batch_limits lim = {INT64_MAX, 8, 0, 30 * 1000000ull}; /* 30 ms window */
+    batch_refill r = {3, uv_hrtime()};
+    push_n(&q, &conn_a, 1, 2);
+    double ms = pop_ms(&q, &lim, &r, out, sizeof out);
+    tap_check(same(out, "1 2", "short") && ms >= 20,
+              "refill: 2 of 3 expected jobs wait out the window (%.1f ms)", ms);
+
+    lim.refill_ns = 10ull * 1000000000ull; /* 10 s: ends only by the jobs coming */
+    r = (batch_refill){3, uv_hrtime()};
+    push_n(&q, &conn_a, 11, 1);
+    uv_thread_t t;
+    uv_thread_create(&t, push_later, &q);
+    ms = pop_ms(&q, &lim, &r, out, sizeof out);
+    uv_thread_join(&t);
+    tap_check(same(out, "11 21 31", "refilled") && ms < 5000,
+              "refill: the batch goes as soon as the expected jobs are back (%.1f ms)", ms);
+
+    r = (batch_refill){2, uv_hrtime()};
+    push_n(&q, &conn_a, 41, 2);
+    ms = pop_ms(&q, &lim, &r, out, sizeof out);
+    tap_check(same(out, "41 42", "met") && ms < 5000, "refill: a met target waits for nothing");
+
+    r = (batch_refill){3, uv_hrtime() - 20ull * 1000000000ull}; /* ended 20 s ago */
+    push_n(&q, &conn_a, 51, 1);
+    ms = pop_ms(&q, &lim, &r, out, sizeof out);
+    tap_check(same(out, "51", "late") && ms < 5000,
+              "refill: a job after the window goes at once (%.1f ms)", ms);
     queue_destroy(&q);
 }
 
@@ -270,9 +348,9 @@ static void produce(void *arg) {
 
 static void consume(void *arg) {
     shared *sh = arg;
-    batch_limits lim = {16, 8, 0};
+    batch_limits lim = {16, 8, 0, 0};
     job *batch, *expired;
-    while (queue_pop_batch(&sh->q, &lim, &batch, &expired) >= 0) {
+    while (queue_pop_batch(&sh->q, &lim, NULL, &batch, &expired) >= 0) {
         uv_mutex_lock(&sh->lock);
         for (job *j = batch; j; j = batch) {
             batch = j->next;
@@ -317,7 +395,7 @@ static void test_workers(void) {
 
 static void pop_once(void *arg) {
     job *batch, *expired;
-    int n = queue_pop_batch(arg, &unlimited, &batch, &expired);
+    int n = queue_pop_batch(arg, &unlimited, NULL, &batch, &expired);
     char out[64];
     tap_check(n == 1 && !strcmp(labels(batch, out, sizeof out), "7"),
               "the polling worker takes the job pushed while it polls");
@@ -378,6 +456,8 @@ int main(void) {
     test_limit_and_close();
     test_deadlines();
     test_batch_delay();
+    test_refill_target();
+    test_refill_wait();
     test_workers();
     test_handoff_poll();
     return tap_done();
