@@ -1,6 +1,8 @@
 // decode.cc - a batch of requests through the network: the context pass,
 // autoregressive decoding of mean or sampled paths, and the statistics of
 // each result.
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -24,29 +26,33 @@ int64_t ceil_div(int64_t a, int64_t b) {
     return (a + b - 1) / b;
 }
 
-// One request's context, left-padded to whole patches, on the CPU.
-struct Series {
-    torch::Tensor x, w; // [V, Tp] float64; missing and padded steps hold x = 0, w = 0
-    torch::Tensor ids;  // [V] int64
-};
-
-Series pad_series(const toto_request &r, int64_t P) {
-    const int64_t V = r.n_variates, T = r.n_steps, Tp = ceil_div(T, P) * P, pad = Tp - T;
-    Series s{torch::zeros({V, Tp}, kF64), torch::zeros({V, Tp}, kF64),
-             torch::zeros({V}, torch::kInt64)};
-    double *x = s.x.data_ptr<double>(), *w = s.w.data_ptr<double>();
-    int64_t *ids = s.ids.data_ptr<int64_t>();
-    for (int64_t v = 0; v < V; v++) {
-        ids[v] = r.groups ? r.groups[v] : 0;
-        for (int64_t t = 0; t < T; t++) {
-            double value = r.values[v * T + t];
-            if (std::isnan(value))
-                continue;
-            x[v * Tp + pad + t] = value;
-            w[v * Tp + pad + t] = 1.0;
+// The contexts of requests sharing V and padded length, left-padded to Tp
+// steps, in one set of CPU tensors (one allocation each, whatever the batch:
+// per-request tensors and a cat cost more than the copying itself).
+ContextIn pad_batch(const std::vector<const toto_request *> &reqs, int64_t P) {
+    const int64_t B = int64_t(reqs.size()), V = reqs[0]->n_variates;
+    const int64_t Tp = ceil_div(reqs[0]->n_steps, P) * P;
+    ContextIn in{torch::empty({B * V, Tp}, kF64), torch::empty({B * V, Tp}, kF64),
+                 torch::empty({B, V}, torch::kInt64)};
+    double *x = in.x.data_ptr<double>(), *w = in.w.data_ptr<double>();
+    int64_t *ids = in.ids.data_ptr<int64_t>();
+    for (int64_t b = 0; b < B; b++) {
+        const toto_request &r = *reqs[size_t(b)];
+        const int64_t T = r.n_steps, pad = Tp - T;
+        for (int64_t v = 0; v < V; v++) {
+            double *xr = x + (b * V + v) * Tp, *wr = w + (b * V + v) * Tp;
+            ids[b * V + v] = r.groups ? r.groups[v] : 0;
+            std::fill(xr, xr + pad, 0.0); // missing and padded steps: x = 0, w = 0
+            std::fill(wr, wr + pad, 0.0);
+            for (int64_t t = 0; t < T; t++) {
+                const double value = r.values[v * T + t];
+                const bool seen = !std::isnan(value);
+                xr[pad + t] = seen ? value : 0.0;
+                wr[pad + t] = seen ? 1.0 : 0.0;
+            }
         }
     }
-    return s;
+    return in;
 }
 
 // Decoding state of Q = G*R rows: G paths for each of R context rows.
@@ -78,17 +84,10 @@ torch::Tensor mixture_mean_patch(const Paths &p, torch::ScalarType dtype) {
 
 // The context pass for requests sharing V and padded length. Keys and values
 // are kept only when a later patch will be decoded.
-Paths run_context(const Network &net, const DecodeOptions &opt, const std::vector<Series> &batch,
+Paths run_context(const Network &net, const DecodeOptions &opt, const ContextIn &in,
                   bool will_decode) {
     const toto_config &cfg = net.config();
-    const int64_t V = batch[0].x.size(0), P = cfg.patch_size;
-    std::vector<torch::Tensor> xs, ws, ids;
-    for (const Series &s : batch) {
-        xs.push_back(s.x);
-        ws.push_back(s.w);
-        ids.push_back(s.ids);
-    }
-    const ContextIn in{torch::cat(xs), torch::cat(ws), torch::stack(ids)};
+    const int64_t V = in.ids.size(1), P = cfg.patch_size;
     // The compiled network computes the whole request either way; a context
     // pass outside the plan runs its eager code (counted as a fallback).
     const bool compiled = opt.compiled != nullptr;
@@ -295,17 +294,15 @@ void fail_result(toto_result *res, int code, const std::string &msg) {
 void run_group(const Network &net, const DecodeOptions &opt, const std::vector<int> &members,
                const toto_request *reqs, toto_result *results) {
     const int64_t P = net.config().patch_size;
-    std::vector<Series> batch;
     std::vector<const toto_request *> group_reqs;
     std::vector<toto_result *> group_results;
     bool will_decode = false;
     for (int i : members) {
-        batch.push_back(pad_series(reqs[i], P));
         group_reqs.push_back(&reqs[i]);
         group_results.push_back(&results[i]);
         will_decode |= reqs[i].prediction_length > P;
     }
-    Paths ctx = run_context(net, opt, batch, will_decode);
+    Paths ctx = run_context(net, opt, pad_batch(group_reqs, P), will_decode);
     for (toto_result *r : group_results)
         snprintf(r->path, sizeof r->path, "%s", ctx.compiled ? "compiled" : "eager");
     if (reqs[members[0]].num_samples == 0) {

@@ -469,6 +469,8 @@ int main(int argc, char **argv) {
             bench_decode_attention(256, 1, 128, 15, t, quick);  // 256 paths, one series
             bench_decode_attention(2048, 8, 128, 15, t, quick); // 256 paths x 8 variates
             bench_decode_attention(2048, 8, 16, 3, t, quick);   // a short context, early step
+            bench_decode_attention(256, 1, 32, 4, t, quick);    // long: 256 paths, 32 patches
+            bench_decode_attention(2048, 8, 32, 0, t, quick);   // ett: 7 (8) variates x 256
         }
     }
     return g_failed ? 1 : 0;
