@@ -335,7 +335,7 @@ static void wait_for_batch(job_queue *q, const batch_limits *lim, int64_t target
     }
 }
 
-/* Lock held: sleeps (or polls, when a job is expected) until a job is queued or the queue closes. */
+/* Lock held: sleeps (or polls, when a job is expected) until a job comes or the queue closes. */
 static void wait_for_job(job_queue *q) {
     while (!q->closed && !q->ring) {
         if (q->expected) {

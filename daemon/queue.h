@@ -74,7 +74,7 @@ typedef struct batch_limits {
  * it waits for nothing.
  */
 typedef struct batch_refill {
-    int64_t target; /* jobs the next batch waits for; 0: none */
+    int64_t target;  /* jobs the next batch waits for; 0: none */
     uint64_t end_ns; /* when the previous batch's answers were handed back */
 } batch_refill;
 

@@ -62,8 +62,8 @@ bool parse(int argc, char **argv, Options &o) {
         else
             return false;
     }
-    return !o.model.empty() && !o.trace.empty() && o.batch > 0 && o.variates > 0 &&
-           o.context > 0 && o.horizon > 0 && o.samples >= 0 && o.repeat > 0;
+    return !o.model.empty() && !o.trace.empty() && o.batch > 0 && o.variates > 0 && o.context > 0 &&
+           o.horizon > 0 && o.samples >= 0 && o.repeat > 0;
 }
 
 // The series toto-bench uses: daily and weekly seasonality, trend, noise.
@@ -74,8 +74,8 @@ std::vector<double> make_values(int variates, int context) {
         const int t = int(i % size_t(context));
         seed = seed * 1664525u + 1013904223u;
         const double noise = ((seed >> 9) & 0xffff) / 65536.0 - 0.5;
-        v[i] = 10 + 0.01 * t + 3 * std::sin(t * 2 * M_PI / 24) + std::sin(t * 2 * M_PI / 168) +
-               noise;
+        v[i] =
+            10 + 0.01 * t + 3 * std::sin(t * 2 * M_PI / 24) + std::sin(t * 2 * M_PI / 168) + noise;
     }
     return v;
 }
@@ -117,8 +117,8 @@ int main(int argc, char **argv) {
     const std::vector<double> values = make_values(o.variates, o.context);
     std::vector<toto_request> reqs(size_t(o.batch));
     for (int b = 0; b < o.batch; b++)
-        reqs[size_t(b)] = toto_request{o.variates, o.context,  values.data(), nullptr, o.horizon,
-                                       o.samples,  0,          nullptr,       uint64_t(b), false};
+        reqs[size_t(b)] = toto_request{o.variates, o.context, values.data(), nullptr,     o.horizon,
+                                       o.samples,  0,         nullptr,       uint64_t(b), false};
     bool ok = forecast(m, reqs) && forecast(m, reqs); // warm: first-call allocations stay out
     if (ok) {
         namespace prof = torch::autograd::profiler;

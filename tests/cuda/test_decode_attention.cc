@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -314,11 +315,20 @@ int main() {
         {8, 1, 2, 256, 40, 3, 21, 2, 6, 0},
         {10, 1, 2, 66, 7, 6, 1, 5, 8, 0},
     };
-    for (toto_k_dtype t : {TOTO_K_F32, TOTO_K_BF16}) {
-        for (const Shape &s : shapes)
-            check(s, t);
-        check_graph(t);
+    // The default kernels, then the others TOTO_DECODE_KERNEL can pick (the
+    // shared-memory block kernel and the generic warp kernel for d == 64).
+    for (const char *kernel : {"", "block", "any"}) {
+        if (*kernel) {
+            setenv("TOTO_DECODE_KERNEL", kernel, 1);
+            tap_diag("TOTO_DECODE_KERNEL=%s", kernel);
+        }
+        for (toto_k_dtype t : {TOTO_K_F32, TOTO_K_BF16}) {
+            for (const Shape &s : shapes)
+                check(s, t);
+            check_graph(t);
+        }
     }
+    unsetenv("TOTO_DECODE_KERNEL");
     check_arguments();
     return tap_done();
 }
