@@ -21,6 +21,7 @@ static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *b
         sum->computed += one.computed;
         sum->expired += one.expired;
         sum->failed_batches += one.failed_batches;
+        sum->encoded_async += one.encoded_async;
         for (int b = 0; b < WORKER_BATCH_BUCKETS; b++)
             sum->batch_size_counts[b] += one.batch_size_counts[b];
         *any_failed |= one.last_failed;
@@ -115,7 +116,8 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o}", "batches", (json_int_t)sum.batches,
+        "{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o}", "batches",
+        (json_int_t)sum.batches, "batches_encoded_async", (json_int_t)sum.encoded_async,
         "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
         "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,

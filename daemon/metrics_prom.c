@@ -146,6 +146,8 @@ static void add_counters(text *t, const json_t *m) {
                "counter", "CUDA graph captures after warm-up (stays 0).");
     add_scalar(t, c, "path_runs", "totod_compiled_path_runs_total", "counter",
                "Sampled requests whose paths were decoded by the compiled path's graphs.");
+    add_scalar(t, m, "batches_encoded_async", "totod_batches_encoded_async_total", "counter",
+               "Model calls whose answers the encoder thread wrote while the next call ran.");
     add_scalar(t, m, "failed_batches", "totod_failed_batches_total", "counter",
                "Model calls that failed as a whole.");
     add_scalar(t, m, "expired", "totod_expired_total", "counter",

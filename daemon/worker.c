@@ -86,10 +86,45 @@ static void record_batch(worker *w, int n, bool failed) {
     uv_mutex_unlock(&w->stats_lock);
 }
 
-/* One model call for the n jobs of list; answers each of them. */
-static void run_batch(worker *w, job *list, int n) {
-    toto_request *reqs = calloc((size_t)n, sizeof *reqs);
-    toto_result *results = calloc((size_t)n, sizeof *results);
+/* Answers every job of b, hands them to the loop and frees b. Worker or encoder thread. */
+static void answer_batch(void *ctx, answered_batch *b) {
+    worker *w = ctx;
+    int i = 0;
+    for (job *j = b->jobs; j; j = j->next, i++) {
+        if (!b->results)
+            job_fail(j, RPC_MODEL_ERROR, "model error: out of memory", NULL);
+        else
+            answer_job(w, j, &b->results[i]);
+        if (b->results)
+            toto_result_free(&b->results[i]);
+        proto_forecast_request_free(&j->req); /* the series is not needed any more */
+    }
+    completion_push(w->done, b->jobs);
+    free(b->reqs);
+    free(b->results);
+    free(b);
+}
+
+/*
+ * One model call for the n jobs of list. Returns them with their results,
+ * still to be answered (answer_batch()); NULL when there was no memory even
+ * for that, after answering every job with the error.
+ */
+static answered_batch *run_batch(worker *w, job *list, int n) {
+    answered_batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        for (job *j = list; j; j = j->next) {
+            job_fail(j, RPC_MODEL_ERROR, "model error: out of memory", NULL);
+            proto_forecast_request_free(&j->req);
+        }
+        completion_push(w->done, list);
+        record_batch(w, n, true);
+        return NULL;
+    }
+    *b = (answered_batch){.jobs = list,
+                          .n = n,
+                          .reqs = calloc((size_t)n, sizeof *b->reqs),
+                          .results = calloc((size_t)n, sizeof *b->results)};
     char err[512] = "out of memory";
     int rc = TOTO_ENOMEM, i = 0;
     uv_mutex_lock(&w->stats_lock);
@@ -99,30 +134,24 @@ static void run_batch(worker *w, job *list, int n) {
     for (job *j = list; j; j = j->next, i++) {
         j->started_ns = t0;
         j->batch_size = n;
-        if (reqs)
-            reqs[i] = j->req.req;
+        if (b->reqs)
+            b->reqs[i] = j->req.req;
     }
-    if (reqs && results)
-        rc = toto_forecast(w->model, reqs, results, n, err, sizeof err);
+    if (b->reqs && b->results)
+        rc = toto_forecast(w->model, b->reqs, b->results, n, err, sizeof err);
     if (w->expect_completions)
         completion_expect(w->done); /* the loop wakes while the answers are encoded */
     uint64_t t1 = uv_hrtime();
-    i = 0;
-    for (job *j = list; j; j = j->next, i++) {
+    for (job *j = list; j; j = j->next)
         j->finished_ns = t1;
-        if (!results)
-            job_fail(j, RPC_MODEL_ERROR, "model error: out of memory", NULL);
-        else
-            answer_job(w, j, &results[i]);
-        if (results)
-            toto_result_free(&results[i]);
-        proto_forecast_request_free(&j->req); /* the series is not needed any more */
-    }
     if (rc != TOTO_OK)
         log_error("worker %d: batch of %d failed: %s", w->index, n, err);
+    if (!b->reqs) { /* no results without requests: every job fails */
+        free(b->results);
+        b->results = NULL;
+    }
     record_batch(w, n, rc != TOTO_OK);
-    free(reqs);
-    free(results);
+    return b;
 }
 
 static void answer_expired(worker *w, job *list) {
@@ -151,19 +180,32 @@ static void worker_main(void *arg) {
             answer_expired(w, expired);
             completion_push(w->done, expired);
         }
-        if (n > 0) {
-            run_batch(w, batch, n);
-            /* Before the answers go out: none of their clients can be back yet. */
-            int64_t target = queue_refill_target(w->queue, &w->limits, batch);
-            completion_push(w->done, batch);
-            w->refill = (batch_refill){.target = target, .end_ns = uv_hrtime()};
-        }
+        if (n == 0)
+            continue;
+        /* Before the answers go out: none of their clients can be back yet. */
+        int64_t target = queue_refill_target(w->queue, &w->limits, batch);
+        answered_batch *b = run_batch(w, batch, n);
+        /* With jobs waiting, the next model call starts while this batch is encoded. */
+        if (b && w->encoder.started && (queue_depth(w->queue) > 0 || encoder_busy(&w->encoder))) {
+            uv_mutex_lock(&w->stats_lock);
+            w->stats.encoded_async++;
+            uv_mutex_unlock(&w->stats_lock);
+            encoder_push(&w->encoder, b);
+        } else if (b)
+            answer_batch(w, b);
+        w->refill = (batch_refill){.target = target, .end_ns = uv_hrtime()};
     }
+    encoder_stop(&w->encoder); /* answers what it holds first */
 }
 
 int worker_start(worker *w) {
-    if (uv_thread_create(&w->thread, worker_main, w))
+    /* Without its encoder a worker answers every batch itself. */
+    if (encoder_start(&w->encoder, answer_batch, w))
+        log_warning("worker %d: no answer encoder thread; answers are encoded inline", w->index);
+    if (uv_thread_create(&w->thread, worker_main, w)) {
+        encoder_stop(&w->encoder);
         return -1;
+    }
     w->started = true;
     return 0;
 }

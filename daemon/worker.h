@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "encoder.h"
 #include "queue.h"
 #include "toto.h"
 
@@ -25,6 +26,7 @@ typedef struct worker_stats {
     uint64_t computed; /* jobs that went through the model */
     uint64_t expired;  /* jobs answered deadline exceeded */
     uint64_t failed_batches;
+    uint64_t encoded_async; /* batches answered by the encoder thread, not the worker */
     uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
     bool busy;                                        /* inside toto_forecast() now */
     bool last_failed;                                 /* the latest model call failed as a whole */
@@ -39,6 +41,7 @@ typedef struct worker {
     batch_limits limits;
     batch_refill refill;     /* this worker's previous batch (queue.h) */
     bool expect_completions; /* hand-off polling is on: wake the loop before encoding */
+    answer_encoder encoder;  /* encodes a batch while the next one runs (encoder.h) */
     uv_thread_t thread;
     bool started;
     uv_mutex_t stats_lock;

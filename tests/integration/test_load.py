@@ -88,6 +88,12 @@ def check_load(d, model, requests, want, n_clients, per_client, label):
     tap.ok(mismatched == 0, "%s: every answer equals toto-infer's (float64, 1e-12)" % label, diag)
     tap.ok(max(batch_sizes or {0}) > 1,
            "%s: requests were batched (sizes seen %s)" % (label, sorted(batch_sizes)))
+    # With requests waiting behind a batch, its answers were written by the
+    # encoder thread while the next batch ran (and were still all correct).
+    m = d.client().call("metrics")["result"]
+    tap.ok(0 < m["batches_encoded_async"] <= m["batches"],
+           "%s: the encoder thread answered batches while the next ran (%d of %d)"
+           % (label, m["batches_encoded_async"], m["batches"]), m)
 
 
 def batch_invariance(d, requests, want):
