@@ -123,10 +123,11 @@ static void defaults(totod_config *cfg) {
      * arrive while it computes form the next batch. A delay trades each
      * request's latency for larger batches. */
     cfg->batch_delay_us = 0;
-    /* Off: on the H100 with 64 closed-loop clients, two half batches in turn
-     * kept the GPU busier than waiting for full ones (19,564 forecasts/s
-     * against 16,623 with 500 µs, docs/PERFORMANCE.md). */
-    cfg->batch_refill_us = 0;
+    /* Long enough for a few closed-loop clients to come back (8 on the H100:
+     * 4,779 forecasts/s against 3,826 without); where many take longer, a
+     * timed-out refill backs off (queue.h), so they keep the model busy
+     * with half batches instead. */
+    cfg->batch_refill_us = 500;
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as
      * long as a parse or an encode takes hides it (queue.h). */
     cfg->handoff_poll_us = 200;

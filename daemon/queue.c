@@ -308,6 +308,20 @@ int64_t queue_refill_target(job_queue *q, const batch_limits *lim, const job *an
     return want < lim->max_size ? want : lim->max_size;
 }
 
+void refill_next(batch_refill *r, int64_t waited, int n, int64_t target, uint64_t end_ns) {
+    int backoff = r->backoff > 0 ? r->backoff : 1;
+    if (waited > 0 && n < waited) { /* timed out: stop waiting for a while */
+        r->skip = backoff;
+        r->backoff = backoff * 2 < REFILL_MAX_BACKOFF ? backoff * 2 : REFILL_MAX_BACKOFF;
+    } else if (waited > 0) {
+        r->backoff = 1;
+    } else if (r->skip > 0) {
+        r->skip--;
+    }
+    r->target = r->skip > 0 ? 0 : target;
+    r->end_ns = end_ns;
+}
+
 /* Lock held: the batch is full, by count or by tokens. */
 static bool batch_full(const job_queue *q, const batch_limits *lim) {
     return q->tokens >= lim->max_tokens || q->count >= lim->max_size;

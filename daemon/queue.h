@@ -76,7 +76,22 @@ typedef struct batch_limits {
 typedef struct batch_refill {
     int64_t target;  /* jobs the next batch waits for; 0: none */
     uint64_t end_ns; /* when the previous batch's answers were handed back */
+    int skip;        /* batches left that do not wait (after a refill that timed out) */
+    int backoff;     /* the skip after the next timeout; 0 counts as 1 */
 } batch_refill;
+
+/*
+ * Refill pays only when the clients come back within the window: many
+ * clients behind one loop thread take longer to turn around than the model
+ * takes to run half of them, and then waiting only idles the model. So a
+ * refill that timed out (the pop gave fewer than its target) is not waited
+ * for again for `backoff` batches, doubling with each timeout up to 64 (one
+ * probe in 65 batches), back to 1 after a refill that filled.
+ * refill_next() sets r for the next pop: `waited` was r->target at the pop
+ * that gave n jobs; target is queue_refill_target() of that batch.
+ */
+#define REFILL_MAX_BACKOFF 64
+void refill_next(batch_refill *r, int64_t waited, int n, int64_t target, uint64_t end_ns);
 
 enum { QUEUE_OK = 0, QUEUE_FULL = 1, QUEUE_CLOSED = 2 };
 

@@ -176,6 +176,7 @@ static void worker_main(void *arg) {
     job *batch, *expired;
     int n;
     while ((n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired)) >= 0) {
+        const int64_t waited = w->refill.target;
         if (expired) {
             answer_expired(w, expired);
             completion_push(w->done, expired);
@@ -193,7 +194,7 @@ static void worker_main(void *arg) {
             encoder_push(&w->encoder, b);
         } else if (b)
             answer_batch(w, b);
-        w->refill = (batch_refill){.target = target, .end_ns = uv_hrtime()};
+        refill_next(&w->refill, waited, n, target, uv_hrtime());
     }
     encoder_stop(&w->encoder); /* answers what it holds first */
 }

@@ -290,14 +290,14 @@ static void test_refill_wait(void) {
     char out[64];
     queue_init(&q, 100);
     batch_limits lim = {INT64_MAX, 8, 0, 30 * 1000000ull}; /* 30 ms window */
-    batch_refill r = {3, uv_hrtime()};
+    batch_refill r = {.target = 3, .end_ns = uv_hrtime()};
     push_n(&q, &conn_a, 1, 2);
     double ms = pop_ms(&q, &lim, &r, out, sizeof out);
     tap_check(same(out, "1 2", "short") && ms >= 20,
               "refill: 2 of 3 expected jobs wait out the window (%.1f ms)", ms);
 
     lim.refill_ns = 10ull * 1000000000ull; /* 10 s: ends only by the jobs coming */
-    r = (batch_refill){3, uv_hrtime()};
+    r = (batch_refill){.target = 3, .end_ns = uv_hrtime()};
     push_n(&q, &conn_a, 11, 1);
     uv_thread_t t;
     uv_thread_create(&t, push_later, &q);
@@ -306,17 +306,39 @@ static void test_refill_wait(void) {
     tap_check(same(out, "11 21 31", "refilled") && ms < 5000,
               "refill: the batch goes as soon as the expected jobs are back (%.1f ms)", ms);
 
-    r = (batch_refill){2, uv_hrtime()};
+    r = (batch_refill){.target = 2, .end_ns = uv_hrtime()};
     push_n(&q, &conn_a, 41, 2);
     ms = pop_ms(&q, &lim, &r, out, sizeof out);
     tap_check(same(out, "41 42", "met") && ms < 5000, "refill: a met target waits for nothing");
 
-    r = (batch_refill){3, uv_hrtime() - 20ull * 1000000000ull}; /* ended 20 s ago */
+    r = (batch_refill){.target = 3,
+                       .end_ns = uv_hrtime() - 20ull * 1000000000ull}; /* ended 20 s ago */
     push_n(&q, &conn_a, 51, 1);
     ms = pop_ms(&q, &lim, &r, out, sizeof out);
     tap_check(same(out, "51", "late") && ms < 5000,
               "refill: a job after the window goes at once (%.1f ms)", ms);
     queue_destroy(&q);
+}
+
+static void test_refill_backoff(void) {
+    batch_refill r = {0};
+    refill_next(&r, 0, 4, 8, 1);
+    tap_check(r.target == 8 && r.end_ns == 1, "refill_next: the first target is waited for");
+    refill_next(&r, 8, 8, 8, 2); /* filled */
+    tap_check(r.target == 8 && r.skip == 0, "a refill that filled: the next one waits too");
+    int waits = 0, pops = 0;
+    for (pops = 0; pops < 300; pops++) { /* every refill times out: 5 of 8 come back */
+        int64_t waited = r.target;
+        waits += waited > 0;
+        refill_next(&r, waited, waited > 0 ? 5 : 4, 8, 3);
+    }
+    tap_check(waits >= 4 && waits <= 12 && r.backoff == REFILL_MAX_BACKOFF,
+              "timed-out refills back off (%d waits in %d batches, backoff %d)", waits, pops,
+              r.backoff);
+    while (r.target == 0)
+        refill_next(&r, 0, 4, 8, 4);
+    refill_next(&r, r.target, 8, 8, 5); /* the probe filled */
+    tap_check(r.target == 8 && r.backoff == 1, "a probe that fills: waiting again, backoff reset");
 }
 
 /* ---- several workers -------------------------------------------------------------------- */
@@ -458,6 +480,7 @@ int main(void) {
     test_batch_delay();
     test_refill_target();
     test_refill_wait();
+    test_refill_backoff();
     test_workers();
     test_handoff_poll();
     return tap_done();
