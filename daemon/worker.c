@@ -186,7 +186,7 @@ static void worker_main(void *arg) {
         answered_batch *b = run_batch(w, batch, n);
         /* Now that the next batch has queued, but before these answers go
          * out: none of their clients can be back yet. */
-        int64_t target = queue_refill_target(w->queue, &w->limits, batch);
+        int64_t target = b ? queue_refill_target(w->queue, &w->limits, batch) : 0;
         /* With jobs waiting, the next model call starts while this batch is encoded. */
         if (b && w->encoder.started && (queue_depth(w->queue) > 0 || encoder_busy(&w->encoder))) {
             uv_mutex_lock(&w->stats_lock);
