@@ -391,8 +391,10 @@ ContextOut CompiledContext::run_exact(const ContextIn &in, bool want_cache) {
     return b.out;
 }
 
-bool CompiledContext::run_paths(const PathJob &job, torch::Tensor *values) {
-    if (!paths_ || !paths_->run(job, values))
+bool CompiledContext::run_paths(const PathJob &job, torch::Tensor *values,
+                                const std::vector<double> *levels, torch::Tensor *stats,
+                                bool want_values) {
+    if (!paths_ || !paths_->run(job, values, levels, stats, want_values))
         return false;
     path_runs_++;
     return true;

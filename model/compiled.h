@@ -80,7 +80,10 @@ class CompiledContext {
     CompiledStats stats() const;
     // Sampled paths by graphs (GPU graph modes only): false when there are
     // none or job fits none (the caller decodes eagerly).
-    bool run_paths(const PathJob &job, torch::Tensor *values);
+    // With levels, *stats as PathGraphs::run (values only when want_values).
+    bool run_paths(const PathJob &job, torch::Tensor *values,
+                   const std::vector<double> *levels = nullptr, torch::Tensor *stats = nullptr,
+                   bool want_values = true);
 
     // A context pass the caller ran with the eager code instead (counted).
     void note_fallback() {

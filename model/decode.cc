@@ -3,6 +3,7 @@
 // each result.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <tuple>
 
@@ -272,15 +273,42 @@ PathJob path_job(const Paths &ctx, int64_t b, const toto_request &r, int64_t P) 
     return job;
 }
 
-// Request b's sampled paths: by the compiled path's graphs where they fit,
-// else decoded eagerly. [N*V, steps*P] on the host.
-torch::Tensor sampled_paths(const Network &net, const DecodeOptions &opt, const Paths &ctx,
-                            int64_t b, const toto_request &r) {
-    torch::Tensor values;
+// Request b's sampled paths, [N*V, steps*P] on the host: by the compiled
+// path's graphs where they fit, which also compute the paths' statistics on
+// the GPU (stats; the values then come back only when returned), else
+// decoded eagerly.
+struct SampledPaths {
+    torch::Tensor values, stats; // either may be undefined (not both)
+    std::vector<double> levels;  // of stats: the request's, and 0.5, sorted
+};
+
+SampledPaths sampled_paths(const Network &net, const DecodeOptions &opt, const Paths &ctx,
+                           int64_t b, const toto_request &r) {
+    SampledPaths out;
+    out.levels.assign(r.quantile_levels, r.quantile_levels + r.n_quantiles);
+    out.levels.push_back(0.5);
+    std::sort(out.levels.begin(), out.levels.end());
+    out.levels.erase(std::unique(out.levels.begin(), out.levels.end()), out.levels.end());
     if (ctx.compiled && opt.compiled &&
-        opt.compiled->run_paths(path_job(ctx, b, r, net.config().patch_size), &values))
-        return values;
-    return run_sampled_request(net, opt, ctx, b, r);
+        opt.compiled->run_paths(path_job(ctx, b, r, net.config().patch_size), &out.values,
+                                &out.levels, &out.stats, r.return_samples))
+        return out;
+    out.values = run_sampled_request(net, opt, ctx, b, r);
+    out.stats = torch::Tensor();
+    return out;
+}
+
+// The job filling request b's result from its paths.
+ResultJob sampled_job(const toto_request &r, const FirstPatch &fp, const SampledPaths &sp,
+                      toto_result *res) {
+    ResultJob job{&r, fp, nullptr, r.num_samples, 0, res};
+    if (sp.values.defined()) {
+        job.paths = sp.values.data_ptr<double>();
+        job.stride = sp.values.size(1);
+    }
+    if (sp.stats.defined())
+        job.sampled = {sp.stats.data_ptr<double>(), sp.stats.size(2), &sp.levels};
+    return job;
 }
 
 void fail_result(toto_result *res, int code, const std::string &msg) {
@@ -310,7 +338,7 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
         return;
     }
     const FirstPatches first(ctx.head, ctx.mean, ctx.scale, group_reqs);
-    std::vector<torch::Tensor> values; // keeps the paths alive until the results are filled
+    std::deque<SampledPaths> paths; // kept alive (and in place) until the results are filled
     std::vector<ResultJob> jobs;
     for (size_t b = 0; b < members.size(); b++) {
         const toto_request &r = *group_reqs[b];
@@ -320,9 +348,8 @@ void run_group(const Network &net, const DecodeOptions &opt, const std::vector<i
             jobs.push_back({&r, first.of(int64_t(b)), nullptr, r.num_samples, 0, group_results[b]});
             continue;
         }
-        values.push_back(sampled_paths(net, opt, ctx, int64_t(b), r));
-        jobs.push_back({&r, first.of(int64_t(b)), values.back().data_ptr<double>(), r.num_samples,
-                        values.back().size(1), group_results[b]});
+        paths.push_back(sampled_paths(net, opt, ctx, int64_t(b), r));
+        jobs.push_back(sampled_job(r, first.of(int64_t(b)), paths.back(), group_results[b]));
     }
     fill_results(jobs);
 }

@@ -249,7 +249,34 @@ void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
     }
 }
 
-bool PathGraphs::run(const PathJob &job, torch::Tensor *values) {
+// Mean and quantiles of every column of all [N * V, C] (device, float64,
+// path-major), per variate: [V, 1 + levels, C] on the host.
+torch::Tensor PathGraphs::path_stats(const torch::Tensor &all, int64_t V,
+                                     const std::vector<double> &levels) {
+#ifdef TOTO_CUDA_KERNELS
+    const int64_t N = all.size(0) / V, C = all.size(1), L = int64_t(levels.size());
+    auto f64 = all.options();
+    auto lv = torch::from_blob(const_cast<double *>(levels.data()), {L}, torch::kFloat64)
+                  .to(f64.device());
+    auto out = torch::empty({V, 1 + L, C}, f64);
+    auto stream = c10::cuda::getCurrentCUDAStream().stream();
+    for (int64_t v = 0; v < V; v++) {
+        int rc = toto_k_quantiles(out[v].narrow(0, 1, L).data_ptr(), out[v][0].data_ptr(),
+                                  all.data_ptr<double>() + v * C, TOTO_K_F64, N, C, V * C,
+                                  lv.data_ptr(), L, stream);
+        if (rc != 0)
+            throw Error(TOTO_EMODEL,
+                        std::string("path graphs: quantiles: ") + toto_cuda_error_string(rc));
+    }
+    return out.to(torch::kCPU);
+#else
+    (void)all, (void)V, (void)levels;
+    throw Error(TOTO_EMODEL, "path graphs: built without the CUDA kernels");
+#endif
+}
+
+bool PathGraphs::run(const PathJob &job, torch::Tensor *values, const std::vector<double> *levels,
+                     torch::Tensor *stats, bool want_values) {
     const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
     const int64_t P = net_.config().patch_size, N = job.paths, steps = job.steps;
 #ifndef TOTO_CUDA_KERNELS
@@ -261,7 +288,13 @@ bool PathGraphs::run(const PathJob &job, torch::Tensor *values) {
     Bucket *b = find(next_pow2(V), N);
     if (!b)
         return false;
-    *values = torch::empty({N * V, steps * P}, torch::kFloat64);
+    const bool on_gpu = levels && stats;
+    want_values = want_values || !on_gpu;
+    torch::Tensor all; // every path on the device, for the statistics
+    if (on_gpu)
+        all = torch::empty({N * V, steps * P}, b->paths.options());
+    if (want_values)
+        *values = torch::empty({N * V, steps * P}, torch::kFloat64);
     for (int64_t first = 0; first < N; first += b->N) {
         const int64_t n = std::min(b->N, N - first);
         stage(*b, job, first);
@@ -276,8 +309,13 @@ bool PathGraphs::run(const PathJob &job, torch::Tensor *values) {
                         .narrow(1, 0, V)
                         .narrow(2, 0, steps)
                         .reshape({n * V, steps * P});
-        values->narrow(0, first * V, n * V).copy_(real);
+        if (on_gpu)
+            all.narrow(0, first * V, n * V).copy_(real);
+        if (want_values)
+            values->narrow(0, first * V, n * V).copy_(real);
     }
+    if (on_gpu)
+        *stats = path_stats(all, V, *levels);
     return true;
 }
 

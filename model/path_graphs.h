@@ -56,9 +56,14 @@ class PathGraphs {
     int64_t buckets() const;
 
     // The decoded values of job, [paths * V, steps * P] float64 on the host,
-    // path-major. False when the job fits no bucket (the caller decodes it
-    // eagerly).
-    bool run(const PathJob &job, torch::Tensor *values);
+    // path-major. With levels (sorted, 0.5 among them) also *stats: the mean
+    // and the quantiles at levels of every step of every variate over all
+    // paths, computed on the GPU (toto_k_quantiles: the host's bits but for
+    // the mean's order of summation), [V, 1 + levels, steps * P] float64 on
+    // the host; the values then come back only when want_values. False when
+    // the job fits no bucket (the caller decodes it eagerly).
+    bool run(const PathJob &job, torch::Tensor *values, const std::vector<double> *levels = nullptr,
+             torch::Tensor *stats = nullptr, bool want_values = true);
 
   private:
     struct Bucket;
@@ -67,6 +72,8 @@ class PathGraphs {
     void sample(Bucket &b);
     void step(Bucket &b);
     void capture(Bucket &b, std::pair<unsigned long long, unsigned long long> pool);
+    torch::Tensor path_stats(const torch::Tensor &all, int64_t V,
+                             const std::vector<double> &levels);
 
     const Network &net_;
     PathGraphOptions opt_;

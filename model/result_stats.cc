@@ -87,6 +87,22 @@ void fill_sampled_step(const toto_request &r, const double *paths, int64_t N, in
             sorted_quantile(column.data(), size_t(N), r.quantile_levels[l]);
 }
 
+// Step t of variate v from the paths' statistics computed on the GPU.
+void fill_sampled_stats_step(const toto_request &r, const SampledStats &st, int64_t v, int64_t t,
+                             toto_result *res) {
+    const std::vector<double> &levels = *st.levels;
+    const int64_t h = r.prediction_length, at = v * h + t, L = int64_t(levels.size());
+    const double *var = st.base + v * (1 + L) * st.row;
+    auto level = [&](double q) {
+        size_t l = size_t(std::lower_bound(levels.begin(), levels.end(), q) - levels.begin());
+        return var[(1 + int64_t(l)) * st.row + t];
+    };
+    res->mean[at] = var[t];
+    res->median[at] = level(0.5);
+    for (int l = 0; l < r.n_quantiles; l++)
+        res->quantiles[l * r.n_variates * h + at] = level(r.quantile_levels[l]);
+}
+
 // The arrays of one result, sized from its request.
 void allocate_result(const ResultJob &job) {
     const toto_request &r = *job.req;
@@ -112,6 +128,8 @@ void fill_cell(const ResultJob &job, int64_t cell, std::vector<double> &column) 
         job.res->mean[v * h + t] = job.paths[v * job.stride + t];
     if (t < std::min<int64_t>(h, job.fp.P))
         fill_exact_step(r, job.fp, v, t, N > 0, job.res);
+    else if (N > 0 && job.sampled.base)
+        fill_sampled_stats_step(r, job.sampled, v, t, job.res);
     else if (N > 0)
         fill_sampled_step(r, job.paths, N, job.stride, v, t, column, job.res);
 }

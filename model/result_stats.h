@@ -23,9 +23,20 @@ struct FirstPatch {
     const std::vector<double> *pre_levels = nullptr;
 };
 
+// The statistics of N sampled paths, computed on the GPU: for variate v and
+// step t, the mean at base[v * (1 + L) * row + t] and the quantile at
+// level l at base[(v * (1 + L) + 1 + l) * row + t], for the L sorted levels
+// (every level the request asks for, and 0.5).
+struct SampledStats {
+    const double *base = nullptr;
+    int64_t row = 0;
+    const std::vector<double> *levels = nullptr;
+};
+
 // One result to fill. paths holds, row-major with row length stride, the
 // decoded values: [V] rows for a mean forecast (num_samples 0) or [N*V] rows
-// (path-major) for N sampled paths.
+// (path-major) for N sampled paths; it may be NULL when sampled.base holds
+// their statistics and the request does not return them.
 struct ResultJob {
     const toto_request *req;
     FirstPatch fp;
@@ -33,6 +44,7 @@ struct ResultJob {
     int64_t num_samples;
     int64_t stride;
     toto_result *res;
+    SampledStats sampled = {};
 };
 
 // Fills every job's result: steps of the first patch get exact mean, median
