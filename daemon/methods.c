@@ -59,14 +59,14 @@ static json_t *compile_json(server *s) {
         return json_null();
     toto_model_get_info(s->workers[0].model, &info);
     const toto_compile_stats *c = &info.compile;
-    return json_pack("{s:b, s:s, s:b, s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                     "available", c->available, "path", info.path, "graphs", c->graphs, "mode",
-                     c->mode, "compute_dtype", c->compute_dtype, "buckets", (json_int_t)c->buckets,
-                     "warmup_ms", c->warmup_ms, "pool_bytes", (json_int_t)c->pool_bytes,
-                     "captures_after_warmup", (json_int_t)c->captures_after_warmup, "runs",
-                     (json_int_t)c->runs, "split_runs", (json_int_t)c->split_runs,
-                     "eager_fallbacks", (json_int_t)c->eager_fallbacks, "path_buckets",
-                     (json_int_t)c->path_buckets, "path_runs", (json_int_t)c->path_runs);
+    return json_pack(
+        "{s:b, s:s, s:b, s:b, s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "available",
+        c->available, "path", info.path, "graphs", c->graphs, "autotuned", c->autotuned, "mode",
+        c->mode, "compute_dtype", c->compute_dtype, "buckets", (json_int_t)c->buckets, "warmup_ms",
+        c->warmup_ms, "pool_bytes", (json_int_t)c->pool_bytes, "captures_after_warmup",
+        (json_int_t)c->captures_after_warmup, "runs", (json_int_t)c->runs, "split_runs",
+        (json_int_t)c->split_runs, "eager_fallbacks", (json_int_t)c->eager_fallbacks,
+        "path_buckets", (json_int_t)c->path_buckets, "path_runs", (json_int_t)c->path_runs);
 }
 
 static json_t *model_json(server *s) {

@@ -8,6 +8,9 @@
 
 #ifdef TOTO_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#ifdef TOTO_HAVE_TUNABLEOP
+#include <ATen/cuda/tunable/Tunable.h>
+#endif
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -77,6 +80,26 @@ CompiledContext::CompiledContext(std::unique_ptr<Network> net, const CompiledOpt
     if (opt_.graphs)
         plan_and_warm();
     warm_ = true;
+}
+
+// max-autotune: while the buckets warm, libtorch's TunableOp times the
+// matrix-product algorithms of every new shape (each bucket's warm-up run
+// comes before its capture, so a graph records the tuned choice); after
+// warm-up it only uses what it found. Not available: reduce-overhead.
+bool CompiledContext::tune_gemms(bool on) {
+#ifdef TOTO_HAVE_TUNABLEOP
+    auto *tuning = at::cuda::tunable::getTuningContext();
+    if (on) {
+        tuning->EnableTunableOp(true);
+        tuning->SetMaxTuningDurationMs(10); // per shape: warm-up stays in seconds
+        tuning->WriteFileOnExit(false);     // no results file in the daemon's directory
+    }
+    tuning->EnableTuning(on);
+    return true;
+#else
+    (void)on;
+    return false;
+#endif
 }
 
 CompiledContext::~CompiledContext() = default;
@@ -250,6 +273,8 @@ void CompiledContext::plan_and_warm() {
     const auto before =
         c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current;
 #endif
+    if (opt_.autotune)
+        plan_.autotuned = tune_gemms(true);
     for (auto &b : buckets_)
         capture(*b);
 #ifdef TOTO_TORCH_CUDA
@@ -263,6 +288,8 @@ void CompiledContext::plan_and_warm() {
     plan_.pool_bytes +=
         c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current - before;
 #endif
+    if (plan_.autotuned)
+        tune_gemms(false);
     plan_.buckets = int64_t(buckets_.size());
     plan_.warmup_ms = ms_since(t0);
 }

@@ -28,6 +28,7 @@ namespace toto {
 struct CompiledOptions {
     torch::ScalarType compute_dtype = torch::kFloat32;
     bool graphs = false;       // capture CUDA graphs (compile modes reduce-overhead, max-autotune)
+    bool autotune = false;     // max-autotune: time matrix-product algorithms at warm-up
     int64_t max_batch = 64;    // largest batch bucket
     int64_t max_patches = 128; // largest patch bucket
     int64_t max_variates = 8;  // largest variate bucket
@@ -36,6 +37,7 @@ struct CompiledOptions {
 
 struct CompiledStats {
     int64_t buckets = 0;
+    bool autotuned = false;            // max-autotune timed the matrix products at warm-up
     double warmup_ms = 0;              // warming and capturing every bucket
     int64_t pool_bytes = 0;            // static buffers and the graphs' memory
     int64_t captures_after_warmup = 0; // must stay 0
@@ -110,6 +112,7 @@ class CompiledContext {
 
     std::unique_ptr<Network> net_;
     CompiledOptions opt_;
+    bool tune_gemms(bool on);
     CompiledStats plan_; // buckets, warm-up time, memory: fixed at open
     std::atomic<int64_t> runs_{0}, split_runs_{0}, eager_fallbacks_{0}, late_captures_{0};
     std::atomic<int64_t> path_runs_{0};

@@ -101,7 +101,9 @@ open_compiled(const std::string &file, const toto_config &cfg, const toto_model_
     torch::ScalarType cdt = parse_compute_dtype(p.compute_dtype, device, dtype);
     toto::CompiledOptions o;
     o.compute_dtype = cdt;
-    o.graphs = mode_uses_graphs(p.compile_mode ? p.compile_mode : "reduce-overhead");
+    const std::string mode = p.compile_mode ? p.compile_mode : "reduce-overhead";
+    o.graphs = mode_uses_graphs(mode);
+    o.autotune = mode == "max-autotune";
     if (p.compile_max_batch > 0)
         o.max_batch = p.compile_max_batch;
     if (p.compile_max_patches > 0)
@@ -127,6 +129,7 @@ void fill_compile_stats(const toto_model *m, toto_compile_stats *cs) {
     const toto::CompiledOptions &o = m->compiled->options();
     cs->available = true;
     cs->graphs = o.graphs;
+    cs->autotuned = s.autotuned;
     snprintf(cs->mode, sizeof cs->mode, "%s",
              m->params.compile_mode ? m->params.compile_mode : "reduce-overhead");
     snprintf(cs->compute_dtype, sizeof cs->compute_dtype, "%s", dtype_name(o.compute_dtype));

@@ -186,10 +186,11 @@ static void print_header(const toto_model_info *info, double open_ms, int repeat
     printf("# model %s: %lld parameters, device %s, dtype %s, median of %d\n", info->name,
            (long long)info->num_params, info->device, info->dtype, repeat);
     if (c->available)
-        printf("# compiled path: mode %s, compute %s, %lld buckets%s, warm-up %.0f ms, "
+        printf("# compiled path: mode %s%s, compute %s, %lld buckets%s, warm-up %.0f ms, "
                "%.1f MiB; open to ready %.0f ms\n",
-               c->mode, c->compute_dtype, (long long)c->buckets, c->graphs ? " (CUDA graphs)" : "",
-               c->warmup_ms, c->pool_bytes / 1048576.0, open_ms);
+               c->mode, c->autotuned ? " (matrix products timed at warm-up)" : "", c->compute_dtype,
+               (long long)c->buckets, c->graphs ? " (CUDA graphs)" : "", c->warmup_ms,
+               c->pool_bytes / 1048576.0, open_ms);
     else
         printf("# compiled path off; open to ready %.0f ms\n", open_ms);
     printf("| workload | B x V | context | horizon | samples | eager ms | compiled ms | "
