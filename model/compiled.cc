@@ -92,8 +92,11 @@ bool CompiledContext::tune_gemms(bool on) {
     if (on) {
         tuning->EnableTunableOp(true);
         tuning->SetMaxTuningDurationMs(10); // per shape: warm-up stays in seconds
+        // No results file in the working directory at exit (2.11 writes
+        // one to its default name; an empty name writes nothing).
+        tuning->SetFilename("");
 #ifdef TOTO_TUNABLEOP_WRITE_FILE_ON_EXIT
-        tuning->WriteFileOnExit(false); // no results file in the daemon's directory
+        tuning->WriteFileOnExit(false);
 #endif
     }
     tuning->EnableTuning(on);
