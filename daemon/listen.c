@@ -2,12 +2,16 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "log.h"
@@ -119,6 +123,66 @@ int listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const char *hostport, uv_connection
     else
         port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
     snprintf(bound, bound_len, v6 ? "[%s]:%d" : "%s:%d", host, port);
+    return 0;
+}
+
+static const char *kind_name(listen_fd_kind k) {
+    return k == LISTEN_FD_UNIX ? "Unix JSON-RPC" : k == LISTEN_FD_TCP ? "TCP JSON-RPC" : "HTTP";
+}
+
+int listen_fds_from_systemd(listen_fd out[3], char *err, size_t err_len) {
+    char **names = NULL;
+    int n = sd_listen_fds_with_names(1, &names), count = 0, rc = 0;
+    bool seen[3] = {false, false, false};
+    for (int i = 0; i < n && rc == 0; i++) {
+        int fd = SD_LISTEN_FDS_START + i;
+        bool http = names && names[i] && strcmp(names[i], "http") == 0;
+        listen_fd_kind kind;
+        if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0 && !http)
+            kind = LISTEN_FD_UNIX;
+        else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0)
+            kind = http ? LISTEN_FD_HTTP : LISTEN_FD_TCP;
+        else {
+            snprintf(err, err_len,
+                     "socket activation: fd %d (%s) is not a listening stream socket totod serves "
+                     "(Unix or TCP; HTTP only on TCP)",
+                     fd, names && names[i] ? names[i] : "unnamed");
+            rc = -1;
+            break;
+        }
+        if (seen[kind]) {
+            snprintf(err, err_len, "socket activation: two %s sockets; totod serves one of each",
+                     kind_name(kind));
+            rc = -1;
+            break;
+        }
+        seen[kind] = true;
+        out[count++] = (listen_fd){fd, kind};
+    }
+    for (int i = 0; names && names[i]; i++)
+        free(names[i]);
+    free(names);
+    if (n < 0) {
+        snprintf(err, err_len, "socket activation: %s", strerror(-n));
+        return -1;
+    }
+    return rc ? -1 : count;
+}
+
+int listen_open_fd(uv_loop_t *loop, uv_stream_t *h, const listen_fd *f, uv_connection_cb cb,
+                   char *err, size_t err_len) {
+    int rc = f->kind == LISTEN_FD_UNIX ? uv_pipe_init(loop, (uv_pipe_t *)h, 0)
+                                       : uv_tcp_init(loop, (uv_tcp_t *)h);
+    if (rc == 0)
+        rc = f->kind == LISTEN_FD_UNIX ? uv_pipe_open((uv_pipe_t *)h, f->fd)
+                                       : uv_tcp_open((uv_tcp_t *)h, f->fd);
+    if (rc == 0)
+        rc = uv_listen(h, BACKLOG, cb);
+    if (rc) {
+        snprintf(err, err_len, "socket activation: cannot listen on fd %d (%s): %s", f->fd,
+                 kind_name(f->kind), uv_strerror(rc));
+        return -1;
+    }
     return 0;
 }
 

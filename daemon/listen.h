@@ -17,6 +17,25 @@ int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_c
 /* Binds HOST:PORT and listens; bound receives the address actually bound. 0 or -1 (err). */
 int listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const char *hostport, uv_connection_cb cb, char *bound,
                size_t bound_len, char *err, size_t err_len);
+/*
+ * Socket activation: the listening sockets systemd hands over (toto.socket;
+ * LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES). A socket named "http"
+ * (FileDescriptorName=http) serves HTTP; any other stream socket, Unix or
+ * TCP, serves JSON-RPC. At most one of each kind.
+ */
+typedef enum { LISTEN_FD_UNIX, LISTEN_FD_TCP, LISTEN_FD_HTTP } listen_fd_kind;
+typedef struct listen_fd {
+    int fd;
+    listen_fd_kind kind;
+} listen_fd;
+
+/* The sockets passed to this process (the variables are unset): their count
+ * (0: not activated), or -1 (err: one of an unknown kind, or two of a kind). */
+int listen_fds_from_systemd(listen_fd out[3], char *err, size_t err_len);
+/* Listens on an inherited socket: h a uv_pipe_t for LISTEN_FD_UNIX, else a
+ * uv_tcp_t. 0 or -1 (err). */
+int listen_open_fd(uv_loop_t *loop, uv_stream_t *h, const listen_fd *f, uv_connection_cb cb,
+                   char *err, size_t err_len);
 /* Removes the socket file if it is still the one listen_unix() made. */
 void listen_remove_unix(const char *path, dev_t dev, ino_t ino);
 

@@ -171,6 +171,7 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     uv_signal_init(loop, &s->sigint);
     uv_timer_init(loop, &s->grace_timer);
     uv_timer_init(loop, &s->flush_timer);
+    sd_watchdog_init(loop, &s->watchdog);
     s->done_async.data = s->sigterm.data = s->sigint.data = s;
     s->grace_timer.data = s->flush_timer.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
@@ -196,11 +197,46 @@ static int open_stdio(server *s) {
     return conn_start(c);
 }
 
+/* Socket activation: exactly the sockets systemd passed, whatever the config says. */
+static int open_activated(server *s, const listen_fd *fds, int n) {
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        uv_stream_t *h = fds[i].kind == LISTEN_FD_UNIX  ? (uv_stream_t *)&s->unix_listener
+                         : fds[i].kind == LISTEN_FD_TCP ? (uv_stream_t *)&s->tcp_listener
+                                                        : (uv_stream_t *)&s->http_listener;
+        uv_connection_cb cb = fds[i].kind == LISTEN_FD_HTTP ? on_http_connection : on_connection;
+        if (listen_open_fd(s->loop, h, &fds[i], cb, err, sizeof err)) {
+            log_msg(TLOG_ERR, "%s", err);
+            return -1;
+        }
+        h->data = s;
+        /* The Unix socket file is systemd's: unix_dev/ino stay 0, so it stays. */
+        bool *open = fds[i].kind == LISTEN_FD_UNIX  ? &s->unix_open
+                     : fds[i].kind == LISTEN_FD_TCP ? &s->tcp_open
+                                                    : &s->http_open;
+        *open = true;
+        log_msg(TLOG_INFO, "listening on %s (socket activation, fd %d)",
+                fds[i].kind == LISTEN_FD_UNIX  ? "unix"
+                : fds[i].kind == LISTEN_FD_TCP ? "tcp"
+                                               : "http",
+                fds[i].fd);
+    }
+    return 0;
+}
+
 static int open_listeners(server *s) {
     char err[TOTOD_PATH_MAX + 200], bound[300];
     const totod_config *cfg = s->cfg;
     if (cfg->stdio)
         return open_stdio(s);
+    listen_fd fds[3];
+    int n = listen_fds_from_systemd(fds, err, sizeof err);
+    if (n < 0) {
+        log_msg(TLOG_ERR, "%s", err);
+        return -1;
+    }
+    if (n > 0)
+        return open_activated(s, fds, n);
     if (!cfg->unix_path[0] && !cfg->tcp[0] && !cfg->http[0]) {
         log_msg(TLOG_ERR, "nothing to listen on: give --unix PATH, --tcp HOST:PORT, --http "
                           "HOST:PORT or --stdio");
@@ -247,7 +283,13 @@ int server_listen(server *s, worker *workers, int n_workers) {
             return -1;
         }
     }
-    return open_listeners(s);
+    if (open_listeners(s))
+        return -1;
+    uint64_t usec = sd_watchdog_start(&s->watchdog, workers, n_workers);
+    if (usec)
+        log_info("systemd watchdog: pinging every %.2f s while the workers answer",
+                 (double)usec / 4e6);
+    return 0;
 }
 
 static void close_listeners(server *s) {
@@ -274,7 +316,8 @@ static void close_handles(server *s) {
                               (uv_handle_t *)&s->sigterm,
                               (uv_handle_t *)&s->sigint,
                               (uv_handle_t *)&s->grace_timer,
-                              (uv_handle_t *)&s->flush_timer};
+                              (uv_handle_t *)&s->flush_timer,
+                              sd_watchdog_handle(&s->watchdog)};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);

@@ -29,6 +29,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include "queue.h"
+#include "sd_watchdog.h"
 #include "worker.h"
 
 typedef enum server_state {
@@ -62,7 +63,8 @@ typedef struct server {
 
     uv_signal_t sigterm, sigint;
     uv_timer_t grace_timer, flush_timer;
-    int open_handles; /* the server's own handles, for the last close */
+    sd_watchdog watchdog; /* systemd's WatchdogSec pings (sd_watchdog.h) */
+    int open_handles;     /* the server's own handles, for the last close */
 
     conn *conns; /* every open connection */
     int64_t n_conns;

@@ -127,10 +127,11 @@ static answered_batch *run_batch(worker *w, job *list, int n) {
                           .results = calloc((size_t)n, sizeof *b->results)};
     char err[512] = "out of memory";
     int rc = TOTO_ENOMEM, i = 0;
+    uint64_t t0 = uv_hrtime();
     uv_mutex_lock(&w->stats_lock);
     w->stats.busy = true;
+    w->stats.busy_since_ns = t0;
     uv_mutex_unlock(&w->stats_lock);
-    uint64_t t0 = uv_hrtime();
     for (job *j = list; j; j = j->next, i++) {
         j->started_ns = t0;
         j->batch_size = n;

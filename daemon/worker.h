@@ -29,6 +29,7 @@ typedef struct worker_stats {
     uint64_t encoded_async; /* batches answered by the encoder thread, not the worker */
     uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
     bool busy;                                        /* inside toto_forecast() now */
+    uint64_t busy_since_ns;                           /* when that call began */
     bool last_failed;                                 /* the latest model call failed as a whole */
 } worker_stats;
 

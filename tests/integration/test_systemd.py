@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""totod under systemd: the watchdog pings (stopped while a model call hangs
+longer than WatchdogSec), socket activation through systemd-socket-activate,
+and the unit files checked by systemd-analyze verify (TAP)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from totod_harness import TINY_A, TOTOD, Daemon, Tap, forecast, line, series
+
+tap = Tap()
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def notify_socket():
+    path = os.path.join(tempfile.mkdtemp(), "notify")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    return ns, path
+
+
+def messages(ns, seconds):
+    """(time, text) of every datagram received within seconds."""
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        ns.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            out.append((time.monotonic(), ns.recv(4096).decode()))
+        except socket.timeout:
+            break
+    return out
+
+
+# A request slow enough on the CPU to outlast a short watchdog interval.
+SLOW = {"series": series(1, 512), "prediction_length": 512, "num_samples": 512}
+
+
+def slow_call_seconds(d):
+    a = d.client().call("forecast", SLOW)
+    return a["result"]["timing"]["model_ms"] / 1e3
+
+
+def watchdog():
+    probe = Daemon()
+    t = slow_call_seconds(probe)
+    probe.stop()
+    interval = max(0.05, t / 3)  # the call outlasts the interval threefold
+    ns, path = notify_socket()
+    d = Daemon(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(interval * 1e6))})
+    idle = [m for m in messages(ns, 4 * interval) if "WATCHDOG=1" in m[1]]
+    tap.ok(len(idle) >= 3, "WATCHDOG=1 every quarter interval while idle (%d in %.2f s)"
+           % (len(idle), 4 * interval))
+    c = d.client()
+    c.send(forecast(1, SLOW))
+    busy = messages(ns, t + 2 * interval)
+    answer = c.recv()
+    pings = [when for when, text in busy if "WATCHDOG=1" in text]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    tap.ok("result" in answer and gaps and max(gaps) > interval,
+           "no pings while one model call outlasts the interval (longest gap %.2f s, "
+           "interval %.2f s, call %.2f s)" % (max(gaps or [0]), interval, t))
+    after = [m for m in messages(ns, 2 * interval) if "WATCHDOG=1" in m[1]]
+    tap.ok(len(after) >= 2, "pings resume once the call is answered (%d)" % len(after))
+    d.stop()
+    log = "\n".join(d.log)
+    tap.ok("not pinging the systemd watchdog" in log and "answer again" in log,
+           "the stuck worker and its recovery are logged", log[-800:])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def activation():
+    tool = shutil.which("systemd-socket-activate")
+    if not tool:
+        tap.ok(True, "# SKIP systemd-socket-activate not installed")
+        return
+    tmp = tempfile.mkdtemp()
+    path, port = os.path.join(tmp, "act.sock"), free_port()
+    cmd = [tool, "-l", path, "-l", "127.0.0.1:%d" % port, "--fdname=rpc:http", "--",
+           TOTOD, "--model", TINY_A, "--dtype", "float32", "--unix", "none"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOTO_")
+           and k != "NOTIFY_SOCKET"}
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env)
+    for _ in range(100):  # the tool binds, then waits for the first connection
+        if os.path.exists(path):
+            break
+        time.sleep(0.05)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(60)
+    c.connect(path)  # starts totod, which inherits both listening sockets
+    c.sendall(line(forecast(7, {"series": series(1, 64), "prediction_length": 8})))
+    answer = json.loads(c.makefile("rb").readline())
+    tap.ok(answer.get("id") == 7 and "result" in answer,
+           "socket activation: a forecast over the inherited Unix socket", answer)
+    health = subprocess.run(["curl", "-s", "--max-time", "20",
+                             "http://127.0.0.1:%d/health" % port],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tap.ok(health.returncode == 0 and json.loads(health.stdout or b"{}").get("status") == "ok",
+           "socket activation: GET /health over the inherited TCP socket named http",
+           health.stdout[:300])
+    c.close()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].decode(errors="replace")
+    tap.ok(proc.returncode == 0 and "socket activation, fd 3" in err
+           and "socket activation, fd 4" in err,
+           "both sockets came from systemd (fd 3, 4); exit 0", err[-800:])
+    tap.ok(os.path.exists(path), "the activated socket file is systemd's: left in place")
+
+
+def unit_files():
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        tap.ok(True, "# SKIP systemd-analyze not installed")
+        return
+    tmp = tempfile.mkdtemp()
+    for name in ("toto.service", "toto.socket"):
+        with open(os.path.join(ROOT, name)) as f:
+            text = f.read()
+        # The installed path does not exist here: verify against the build's binary.
+        text = text.replace("/usr/local/bin/totod", TOTOD)
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+    for name in ("toto.service", "toto.socket"):
+        r = subprocess.run([tool, "verify", "--man=false", os.path.join(tmp, name)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        tap.ok(r.returncode == 0 and not r.stdout.strip(),
+               "systemd-analyze verify %s: clean" % name, r.stdout.decode()[-600:])
+
+
+watchdog()
+activation()
+unit_files()
+tap.done()
