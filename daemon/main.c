@@ -44,6 +44,9 @@ static toto_model *open_model(const totod_config *cfg) {
     return model;
 }
 
+/* How far past now systemd's start timeout moves while the model warms. */
+#define WARMUP_EXTEND_USEC (300ull * 1000000ull)
+
 /* Opens and warms the model into workers[0]. 0 or -1 (logged). */
 static int start_model(server *s, const totod_config *cfg) {
     char err[512];
@@ -53,6 +56,10 @@ static int start_model(server *s, const totod_config *cfg) {
                         (uint64_t)cfg->batch_refill_us * 1000u};
     log_msg(TLOG_INFO, "totod %s: opening model %s%s on %s (%s)", TOTO_VERSION, cfg->model,
             cfg->untrained ? " (bundled, UNTRAINED: random weights)" : "", cfg->device, cfg->dtype);
+    /* Under systemd: say what the wait is for, and extend the start timeout
+     * by as long again as the unit allows, for a cold GPU's warm-up. */
+    sd_notifyf(0, "STATUS=warming: opening %s on %s\nEXTEND_TIMEOUT_USEC=%llu", cfg->model,
+               cfg->device, (unsigned long long)WARMUP_EXTEND_USEC);
     toto_model *model = open_model(cfg);
     if (!model)
         return -1;

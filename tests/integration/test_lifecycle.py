@@ -237,10 +237,14 @@ def notify():
     ns.bind(path)
     ns.settimeout(20)
     d = Daemon(env={"NOTIFY_SOCKET": path})
+    warming = ns.recv(4096).decode()
     first = ns.recv(4096).decode()
     d.proc.send_signal(signal.SIGTERM)
     second = ns.recv(4096).decode()
     rc = d.wait()
+    tap.ok("STATUS=warming: opening" in warming and "EXTEND_TIMEOUT_USEC=300000000" in warming
+           and "READY=1" not in warming,
+           "sd_notify STATUS=warming and EXTEND_TIMEOUT_USEC before the model is open", warming)
     tap.ok("READY=1" in first and "STATUS=serving" in first, "sd_notify READY=1 once serving",
            first)
     tap.ok("STOPPING=1" in second and rc == 0, "sd_notify STOPPING=1 on SIGTERM", second)
