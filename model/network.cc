@@ -294,18 +294,50 @@ torch::Tensor Network::decode_step_static(const torch::Tensor &patches, const to
                         });
 }
 
+void Network::fold_head() {
+    const int64_t D = cfg_.embed_dim, P = cfg_.patch_size, K = w_.df_w.size(0);
+    auto f64 = [](const torch::Tensor &t) { return t.to(torch::kFloat64); };
+    auto U = f64(w_.unembed_w).view({P, D, D}); // [p, unembedded, hidden]
+    auto c = f64(w_.unembed_b).view({P, D});
+    std::vector<torch::Tensor> ws, bs;
+    for (const auto &[W, b] : {std::pair(w_.df_w, w_.df_b), std::pair(w_.loc_w, w_.loc_b),
+                               std::pair(w_.scale_w, w_.scale_b), std::pair(w_.mix_w, w_.mix_b)}) {
+        auto Wd = f64(W);                                                    // [K, unembedded]
+        ws.push_back(torch::matmul(Wd.unsqueeze(0), U).reshape({P * K, D})); // [p, k, hidden]
+        bs.push_back((torch::matmul(c, Wd.t()) + f64(b)).reshape({P * K}));
+    }
+    head_w_ = torch::cat(ws).to(w_.unembed_w.scalar_type()).contiguous();
+    head_b_ = torch::cat(bs).to(w_.unembed_b.scalar_type()).contiguous();
+}
+
 HeadOut Network::head(const torch::Tensor &hidden) const {
-    const int64_t D = cfg_.embed_dim, P = cfg_.patch_size;
-    auto sizes = hidden.sizes().vec();
-    sizes.back() = P;
-    sizes.push_back(D);
-    auto y = torch::linear(hidden, w_.unembed_w, w_.unembed_b).view(sizes); // [..., P, D]
+    const int64_t D = cfg_.embed_dim, P = cfg_.patch_size, K = w_.df_w.size(0);
     const double eps = dtype_eps(dtype_);
+    torch::Tensor df, loc, scale, mix; // [..., P, K] before their nonlinearities
+    if (head_w_.defined()) {
+        auto sizes = hidden.sizes().vec();
+        sizes.back() = 4;
+        sizes.insert(sizes.end(), {P, K});
+        auto z = torch::linear(hidden, head_w_, head_b_).view(sizes); // [..., 4, P, K]
+        df = z.select(-3, 0);
+        loc = z.select(-3, 1).contiguous();
+        scale = z.select(-3, 2);
+        mix = z.select(-3, 3);
+    } else {
+        auto sizes = hidden.sizes().vec();
+        sizes.back() = P;
+        sizes.push_back(D);
+        auto y = torch::linear(hidden, w_.unembed_w, w_.unembed_b).view(sizes); // [..., P, D]
+        df = torch::linear(y, w_.df_w, w_.df_b);
+        loc = torch::linear(y, w_.loc_w, w_.loc_b);
+        scale = torch::linear(y, w_.scale_w, w_.scale_b);
+        mix = torch::linear(y, w_.mix_w, w_.mix_b);
+    }
     HeadOut h;
-    h.df = 2.0 + torch::softplus(torch::linear(y, w_.df_w, w_.df_b)).clamp_min(eps);
-    h.loc = torch::linear(y, w_.loc_w, w_.loc_b);
-    h.scale = torch::softplus(torch::linear(y, w_.scale_w, w_.scale_b)).clamp_min(eps);
-    h.probs = torch::softmax(torch::linear(y, w_.mix_w, w_.mix_b), -1);
+    h.df = 2.0 + torch::softplus(df).clamp_min(eps);
+    h.loc = loc;
+    h.scale = torch::softplus(scale).clamp_min(eps);
+    h.probs = torch::softmax(mix, -1);
     if (dtype_ == torch::kBFloat16 || dtype_ == torch::kFloat16) {
         // Sampling and the statistics want at least float32 parameters.
         h.df = h.df.to(torch::kFloat32);
