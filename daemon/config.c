@@ -67,6 +67,9 @@ static const setting settings[] = {
     {"batch-refill-us", NUM(KIND_INT, batch_refill_us, 0, 10000000), "US",
      "after a batch, how long the worker may wait for the clients it answered to send their "
      "next requests, so that they share a batch again (0: never)"},
+    {"latency-objective-ms", NUM(KIND_INT, latency_objective_ms, 0, 3600000), "MS",
+     "health turns degraded while the p99 of forecasts' total latency over the last minute "
+     "(at least 10 of them) is above this (0: no objective)"},
     {"handoff-poll-us", NUM(KIND_INT, handoff_poll_us, 0, 100000), "US",
      "how long the loop and the worker poll, instead of sleeping, for a request or answer "
      "they expect (saves a thread wake-up each way; 0: always sleep)"},

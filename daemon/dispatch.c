@@ -339,6 +339,10 @@ void dispatch_complete(server *s, job *j) {
         answer_poll_observe(&s->answer_poll, j->started_ns, j->finished_ns - j->started_ns);
     }
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
+    if (j->batch_size > 0 && !j->error_code)
+        latency_record(s->latency, j->eager_path ? LAT_EAGER : LAT_COMPILED, now,
+                       job_ms(j->received_ns, j->started_ns), job_ms(j->started_ns, j->finished_ns),
+                       job_ms(j->received_ns, now));
     conn_inflight_done(c); /* may hand out lines held back for it (--stdio) */
     /* On a connection that has closed meanwhile, conn_send drops the answer. */
     if (j->bare)

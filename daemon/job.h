@@ -34,8 +34,9 @@ typedef struct job {
     /* Set by whoever answers it: the worker, or the loop on shutdown. */
     uint64_t started_ns, finished_ns;
     int batch_size;
-    int error_code; /* 0: a result; else the JSON-RPC error code answered */
-    char *response; /* the JSON-RPC response (or bare: the result or {"error":...}), one line */
+    bool eager_path; /* the eager path computed it (else the compiled one) */
+    int error_code;  /* 0: a result; else the JSON-RPC error code answered */
+    char *response;  /* the JSON-RPC response (or bare: the result or {"error":...}), one line */
 } job;
 
 /* A job for request id (copied); NULL when out of memory. */

@@ -29,27 +29,63 @@ static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *b
     }
 }
 
-const char *methods_health_status(server *s) {
+/* An objective judged on fewer forecasts than this would flap. */
+#define LATENCY_OBJECTIVE_MIN_COUNT 10
+
+/* Why health is degraded, one reason a line in reasons (a JSON array), or nothing. */
+static void degraded_reasons(server *s, json_t *reasons) {
     worker_stats sum;
     bool failed;
     int busy;
+    char why[256];
+    worker_totals(s, &sum, &failed, &busy);
+    if (s->state != SERVER_SERVING)
+        json_array_append_new(reasons, json_string("shutting down"));
+    if (failed)
+        json_array_append_new(reasons, json_string("the last model call failed"));
+    if (queue_depth(&s->queue) * 10 >= s->queue.limit * 9) {
+        snprintf(why, sizeof why, "queue at %lld of queue-limit %lld",
+                 (long long)queue_depth(&s->queue), (long long)s->queue.limit);
+        json_array_append_new(reasons, json_string(why));
+    }
+    const int64_t objective = s->cfg->latency_objective_ms;
+    for (int p = 0; objective > 0 && p < LAT_PATHS; p++) {
+        latency_summary l = latency_summarize(s->latency, p, LAT_TOTAL, uv_hrtime(), 60);
+        if (l.count >= LATENCY_OBJECTIVE_MIN_COUNT && l.p99 > (double)objective) {
+            snprintf(why, sizeof why,
+                     "p99 latency %.3g ms on the %s path over the last minute (%llu forecasts) "
+                     "is above latency-objective-ms %lld",
+                     l.p99, p == LAT_EAGER ? "eager" : "compiled", (unsigned long long)l.count,
+                     (long long)objective);
+            json_array_append_new(reasons, json_string(why));
+        }
+    }
+}
+
+const char *methods_health_status(server *s) {
     if (s->n_workers == 0)
         return "starting";
-    worker_totals(s, &sum, &failed, &busy);
-    /* Degraded: still answering, but a client should expect refusals or errors. */
-    if (s->state != SERVER_SERVING || failed || queue_depth(&s->queue) * 10 >= s->queue.limit * 9)
-        return "degraded";
-    return "ok";
+    json_t *reasons = json_array();
+    if (reasons)
+        degraded_reasons(s, reasons);
+    /* Degraded: still answering, but a client should expect refusals, errors or delays. */
+    bool degraded = reasons && json_array_size(reasons) > 0;
+    json_decref(reasons);
+    return degraded ? "degraded" : "ok";
 }
 
 json_t *methods_health(server *s) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}", "status",
-                     methods_health_status(s), "model", s->info.name, "device", s->info.device,
-                     "dtype", s->info.dtype, "path", s->info.path, "queue_depth",
-                     (json_int_t)queue_depth(&s->queue), "inflight", (json_int_t)s->outstanding,
-                     "connections", (json_int_t)s->n_conns, "uptime_s", uptime_s(s), "version",
-                     TOTO_VERSION, "untrained", s->cfg->untrained, "shutting_down",
-                     s->state != SERVER_SERVING);
+    json_t *reasons = json_array();
+    if (reasons && s->n_workers > 0)
+        degraded_reasons(s, reasons);
+    return json_pack(
+        "{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}", "status",
+        methods_health_status(s), "reasons", reasons ? reasons : json_array(), "latency_windows",
+        latency_to_json(s->latency, uv_hrtime()), "model", s->info.name, "device", s->info.device,
+        "dtype", s->info.dtype, "path", s->info.path, "queue_depth",
+        (json_int_t)queue_depth(&s->queue), "inflight", (json_int_t)s->outstanding, "connections",
+        (json_int_t)s->n_conns, "uptime_s", uptime_s(s), "version", TOTO_VERSION, "untrained",
+        s->cfg->untrained, "shutting_down", s->state != SERVER_SERVING);
 }
 
 /* The compiled path's plan and counters, read now (they move as forecasts run). */
@@ -88,9 +124,10 @@ static json_t *model_json(server *s) {
 }
 
 json_t *methods_info(server *s) {
-    return json_pack("{s:s, s:o, s:o, s:i, s:o}", "version", TOTO_VERSION, "model", model_json(s),
-                     "compile", compile_json(s), "workers", s->n_workers, "config",
-                     config_to_json(s->cfg, false));
+    return json_pack("{s:s, s:o, s:o, s:i, s:o, s:o}", "version", TOTO_VERSION, "model",
+                     model_json(s), "compile", compile_json(s), "workers", s->n_workers, "config",
+                     config_to_json(s->cfg, false), "latency_windows",
+                     latency_to_json(s->latency, uv_hrtime()));
 }
 
 static json_t *batch_size_json(const worker_stats *w) {
@@ -116,12 +153,13 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o}", "batches",
+        "{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
         (json_int_t)sum.batches, "batches_encoded_async", (json_int_t)sum.encoded_async,
         "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
         "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,
-        "workers_busy", busy, "uptime_s", uptime_s(s), "compile", compile_json(s));
+        "workers_busy", busy, "uptime_s", uptime_s(s), "compile", compile_json(s),
+        "latency_windows", latency_to_json(s->latency, uv_hrtime()));
     if (!more || json_object_update(m, more)) {
         json_decref(m);
         m = NULL;

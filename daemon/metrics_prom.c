@@ -175,6 +175,31 @@ static void add_histograms(text *t, const json_t *m) {
                       "phase", phases[i]);
 }
 
+/* totod_latency_window_seconds{path,phase,window,quantile}: latency.h's windows. */
+static void add_windows(text *t, const json_t *m) {
+    static const char *const windows[2] = {"1m", "15m"}, *const phases[3] = {"queue", "model",
+                                                                             "total"};
+    static const char *const quantiles[3][2] = {{"p50", "0.5"}, {"p90", "0.9"}, {"p99", "0.99"}};
+    const json_t *paths = json_object_get(m, "latency_windows");
+    const char *path;
+    const json_t *byw;
+    add_family(t, "totod_latency_window_seconds", "gauge",
+               "Forecast latency quantiles over the last minute and 15 minutes, by path and phase "
+               "(upper edge of a log-scale bin, within 19%).");
+    json_object_foreach((json_t *)paths, path, byw) {
+        for (int w = 0; w < 2; w++)
+            for (int f = 0; f < 3; f++) {
+                const json_t *s = json_object_get(json_object_get(byw, windows[w]), phases[f]);
+                for (int q = 0; s && q < 3; q++)
+                    add(t,
+                        "totod_latency_window_seconds{path=\"%s\",phase=\"%s\",window=\"%s\","
+                        "quantile=\"%s\"} %.9g\n",
+                        path, phases[f], windows[w], quantiles[q][1],
+                        json_real_value(json_object_get(s, quantiles[q][0])) / 1e3);
+            }
+    }
+}
+
 /* totod_info{...} 1: the labels say what is served; the value is always 1. */
 static void add_info(text *t, const json_t *health) {
     const char *keys[5] = {"version", "model", "device", "dtype", "path"};
@@ -194,6 +219,7 @@ char *metrics_prom_render(const json_t *metrics, const json_t *health, size_t *l
     text t = {0};
     add_counters(&t, metrics);
     add_gauges(&t, metrics);
+    add_windows(&t, metrics);
     add_histograms(&t, metrics);
     add_info(&t, health);
     if (t.oom || !t.p) {

@@ -163,6 +163,11 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
         queue_destroy(&s->queue);
         return -1;
     }
+    if (!(s->latency = latency_new())) {
+        completion_destroy(&s->done);
+        queue_destroy(&s->queue);
+        return -1;
+    }
     /* Handles on a fresh loop: these inits cannot fail on Linux. */
     uv_async_init(loop, &s->done_async, on_done);
     answer_poll_init(s, &s->answer_poll, deliver);
@@ -404,4 +409,6 @@ void server_destroy(server *s) {
     s->n_workers = 0;
     completion_destroy(&s->done);
     queue_destroy(&s->queue);
+    latency_free(s->latency);
+    s->latency = NULL;
 }

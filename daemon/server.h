@@ -27,6 +27,7 @@
 #include "answer_poll.h"
 #include "config.h"
 #include "conn.h"
+#include "latency.h"
 #include "metrics.h"
 #include "queue.h"
 #include "sd_watchdog.h"
@@ -72,6 +73,7 @@ typedef struct server {
     int exit_status;     /* 1 once --stdio could not read its input or write an answer */
     int64_t outstanding; /* jobs queued or running */
     metrics metrics;
+    latency_windows *latency; /* the last 1 and 15 minutes, for health (latency.h) */
 } server;
 
 /* Sets up the queues and the loop's handles. 0 or -1. */

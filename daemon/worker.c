@@ -48,6 +48,7 @@ int worker_warm(worker *w, double *ms, char *err, size_t err_len) {
 }
 
 static void answer_job(worker *w, job *j, const toto_result *res) {
+    j->eager_path = strcmp(res->path, "eager") == 0;
     if (res->status != TOTO_OK) {
         proto_error perr;
         proto_error_from_toto(res->status, res->error, &perr);

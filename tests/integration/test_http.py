@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from totod_harness import (DEADLINE, INVALID_PARAMS, INVALID_REQUEST, OVERLOADED, PARSE,
-                           SHUTTING_DOWN, TINY_A, TOTOD, Daemon, Tap, strip_daemon)
+                           SHUTTING_DOWN, TINY_A, TOTOD, Daemon, Tap, series, strip_daemon)
 
 tap = Tap()
 SMALL = {"series": [1, 2, 3, 4, 5, 6, 7, 8], "prediction_length": 3}
@@ -469,12 +469,50 @@ def idle_timeout():
            (r.returncode, cfg.get("http-idle-timeout-ms"), r.stderr))
 
 
+def latency_windows():
+    """/health, /metrics: the rolling windows, and latency-objective-ms turning health degraded."""
+    # Several ms each even on a fast machine: over an objective of 1 ms.
+    heavy = {"series": series(1, 256), "prediction_length": 128, "num_samples": 128}
+    with Daemon(*HTTP) as d:
+        c = d.client()
+        for i in range(12):
+            c.call("forecast", heavy)
+        url = "http://127.0.0.1:%d" % d.http_port
+        code, h, _ = curl_json(url + "/health", "--fail-with-body")
+        w = ((h or {}).get("latency_windows") or {}).get("compiled", {})
+        total = w.get("1m", {}).get("total", {})
+        tap.ok(code == 200 and h["status"] == "ok" and h["reasons"] == [] and total.get("count") == 12
+               and 0 < total["p50"] <= total["p90"] <= total["p99"]
+               and w["15m"]["model"]["count"] == 12,
+               "GET /health: 1m and 15m windows of the compiled path, p50 <= p90 <= p99; no "
+               "objective, status ok", h)
+        m = prom(curl("--fail-with-body", url + "/metrics")[1]) or {}
+        p99 = sample(m, "totod_latency_window_seconds", path="compiled", phase="total",
+                     window="1m", quantile="0.99")
+        tap.ok(p99 is not None and abs(p99 - total.get("p99", 0) / 1e3) < 1e-6,
+               "GET /metrics: totod_latency_window_seconds agrees with /health", p99)
+    with Daemon(*HTTP, "--latency-objective-ms", "1") as d:
+        c = d.client()
+        for i in range(12):
+            c.call("forecast", heavy)
+        code, h, _ = curl_json("http://127.0.0.1:%d/health" % d.http_port)
+        reasons = (h or {}).get("reasons", [])
+        tap.ok(code == 200 and h["status"] == "degraded" and len(reasons) == 1
+               and "latency-objective-ms 1" in reasons[0],
+               "latency-objective-ms 1: health degraded, the reason names the p99 and the limit",
+               h and reasons)
+        info = c.call("info")["result"]
+        tap.ok(info["latency_windows"]["compiled"]["1m"]["total"]["count"] == 12,
+               "info has the windows too")
+
+
 with Daemon(*HTTP) as d:
     endpoints(d)
     keep_alive_and_pipelining(d)
     errors(d)
     metrics(d)
     tap.ok(d.stop() == 0, "SIGTERM: exit 0")
+latency_windows()
 slow_reader()
 limits_and_overload()
 shutdown()
