@@ -259,9 +259,16 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
         reply_result(s, c, b, call.id, methods_info(s));
     else if (method == METHOD_METRICS)
         reply_result(s, c, b, call.id, methods_metrics(s));
-    else {
+    else if (strcmp(call.method, "use_compiled") == 0) {
+        json_t *r = methods_use_compiled(s, message, sizeof message);
+        if (r)
+            reply_result(s, c, b, call.id, r);
+        else
+            reply_error(s, c, b, call.id, RPC_MODEL_ERROR, message, NULL);
+    } else {
         snprintf(message, sizeof message,
-                 "method not found: '%.200s' (methods: forecast, health, info, metrics)",
+                 "method not found: '%.200s' (methods: forecast, health, info, metrics, "
+                 "use_compiled)",
                  call.method);
         reply_error(s, c, b, call.id, PROTO_METHOD_NOT_FOUND, message,
                     json_pack("{s:s}", "method", call.method));

@@ -22,6 +22,12 @@ static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *b
         sum->expired += one.expired;
         sum->failed_batches += one.failed_batches;
         sum->encoded_async += one.encoded_async;
+        sum->fallbacks += one.fallbacks;
+        if (one.on_fallback && !sum->on_fallback) {
+            sum->on_fallback = true;
+            snprintf(sum->fallback_reason, sizeof sum->fallback_reason, "%s",
+                     one.fallback_reason);
+        }
         for (int b = 0; b < WORKER_BATCH_BUCKETS; b++)
             sum->batch_size_counts[b] += one.batch_size_counts[b];
         *any_failed |= one.last_failed;
@@ -43,6 +49,13 @@ static void degraded_reasons(server *s, json_t *reasons) {
         json_array_append_new(reasons, json_string("shutting down"));
     if (failed)
         json_array_append_new(reasons, json_string("the last model call failed"));
+    if (sum.on_fallback) {
+        snprintf(why, sizeof why,
+                 "serving on the eager path since the compiled path failed (%.150s); method "
+                 "use_compiled brings it back",
+                 sum.fallback_reason);
+        json_array_append_new(reasons, json_string(why));
+    }
     if (queue_depth(&s->queue) * 10 >= s->queue.limit * 9) {
         snprintf(why, sizeof why, "queue at %lld of queue-limit %lld",
                  (long long)queue_depth(&s->queue), (long long)s->queue.limit);
@@ -75,6 +88,8 @@ const char *methods_health_status(server *s) {
 }
 
 json_t *methods_health(server *s) {
+    if (s->n_workers > 0) /* the path may have changed (a fallback, use_compiled) */
+        toto_model_get_info(s->workers[0].model, &s->info);
     json_t *reasons = json_array();
     if (reasons && s->n_workers > 0)
         degraded_reasons(s, reasons);
@@ -153,8 +168,9 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
+        "{s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
         (json_int_t)sum.batches, "batches_encoded_async", (json_int_t)sum.encoded_async,
+        "fallbacks", (json_int_t)sum.fallbacks,
         "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
         "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,
@@ -166,4 +182,12 @@ json_t *methods_metrics(server *s) {
     }
     json_decref(more);
     return m;
+}
+
+json_t *methods_use_compiled(server *s, char *err, size_t err_len) {
+    for (int i = 0; i < s->n_workers; i++)
+        if (worker_use_compiled(&s->workers[i], err, err_len))
+            return NULL;
+    toto_model_get_info(s->workers[0].model, &s->info);
+    return json_pack("{s:s}", "path", s->info.path);
 }

@@ -15,4 +15,8 @@ json_t *methods_health(server *s);
 json_t *methods_info(server *s);
 json_t *methods_metrics(server *s);
 
+/* The method use_compiled: every worker back on the compiled path after a
+ * fallback. The result, or NULL with err (the model has no compiled path). */
+json_t *methods_use_compiled(server *s, char *err, size_t err_len);
+
 #endif

@@ -148,6 +148,8 @@ static void add_counters(text *t, const json_t *m) {
                "Sampled requests whose paths were decoded by the compiled path's graphs.");
     add_scalar(t, m, "batches_encoded_async", "totod_batches_encoded_async_total", "counter",
                "Model calls whose answers the encoder thread wrote while the next call ran.");
+    add_scalar(t, m, "fallbacks", "totod_fallbacks_total", "counter",
+               "Times the compiled path failed and the eager path took over.");
     add_scalar(t, m, "failed_batches", "totod_failed_batches_total", "counter",
                "Model calls that failed as a whole.");
     add_scalar(t, m, "expired", "totod_expired_total", "counter",

@@ -20,6 +20,10 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
     w->expect_completions = queue->poll_ns > 0;
     uv_mutex_unlock(&queue->lock);
     toto_model_get_info(model, &w->info);
+#ifdef TOTO_FAULT_INJECTION
+    const char *fails = getenv("TOTO_FAULT_COMPILED_FAILS");
+    w->fault_compiled_fails = fails ? atoi(fails) : 0;
+#endif
     return uv_mutex_init(&w->stats_lock) ? -1 : 0;
 }
 
@@ -106,6 +110,65 @@ static void answer_batch(void *ctx, answered_batch *b) {
     free(b);
 }
 
+/* The path the model serves now: "compiled" or "eager". */
+static bool on_compiled_path(worker *w) {
+    toto_model_info info;
+    toto_model_get_info(w->model, &info);
+    return strcmp(info.path, "compiled") == 0;
+}
+
+static int forecast_once(worker *w, answered_batch *b, char *err, size_t err_len) {
+#ifdef TOTO_FAULT_INJECTION
+    if (w->fault_compiled_fails > 0 && on_compiled_path(w)) {
+        w->fault_compiled_fails--;
+        snprintf(err, err_len, "injected fault: the compiled path failed (a test build)");
+        return TOTO_EMODEL;
+    }
+#endif
+    return toto_forecast(w->model, b->reqs, b->results, b->n, err, err_len);
+}
+
+/* A model error (not a refusal of the request itself) on result i, or the whole call. */
+static bool failed_by_model(int rc, const toto_result *res) {
+    return rc != TOTO_OK || res->status == TOTO_EMODEL || res->status == TOTO_ENOMEM;
+}
+
+/*
+ * The batch on the model's path; if the compiled path fails (the whole call,
+ * or a request with a model error), the eager path takes over: the model
+ * stays on it (logged, health degraded, counted) until worker_use_compiled(),
+ * and the batch runs again there, so no request fails for it.
+ */
+static int forecast_or_fall_back(worker *w, answered_batch *b, char *err, size_t err_len) {
+    const bool compiled = on_compiled_path(w);
+    int rc = forecast_once(w, b, err, err_len);
+    bool failed = false;
+    for (int i = 0; compiled && i < b->n; i++)
+        failed |= failed_by_model(rc, &b->results[i]);
+    char why[512];
+    if (!failed || toto_model_set_path(w->model, "eager", why, sizeof why) != TOTO_OK)
+        return rc;
+    snprintf(why, sizeof why, "%s", err);
+    for (int i = 0; rc == TOTO_OK && i < b->n; i++)
+        if (failed_by_model(rc, &b->results[i])) {
+            snprintf(why, sizeof why, "%s", b->results[i].error);
+            break;
+        }
+    log_error("worker %d: the compiled path failed (%s): serving on the eager path from now on "
+              "(method use_compiled brings it back)",
+              w->index, why);
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.fallbacks++;
+    w->stats.on_fallback = true;
+    snprintf(w->stats.fallback_reason, sizeof w->stats.fallback_reason, "%s", why);
+    uv_mutex_unlock(&w->stats_lock);
+    for (int i = 0; i < b->n; i++) {
+        toto_result_free(&b->results[i]);
+        memset(&b->results[i], 0, sizeof b->results[i]);
+    }
+    return forecast_once(w, b, err, err_len);
+}
+
 /*
  * One model call for the n jobs of list. Returns them with their results,
  * still to be answered (answer_batch()); NULL when there was no memory even
@@ -140,7 +203,7 @@ static answered_batch *run_batch(worker *w, job *list, int n) {
             b->reqs[i] = j->req.req;
     }
     if (b->reqs && b->results)
-        rc = toto_forecast(w->model, b->reqs, b->results, n, err, sizeof err);
+        rc = forecast_or_fall_back(w, b, err, sizeof err);
     if (w->expect_completions)
         completion_expect(w->done); /* the loop wakes while the answers are encoded */
     uint64_t t1 = uv_hrtime();
@@ -221,6 +284,17 @@ void worker_destroy(worker *w) {
     toto_model_free(w->model);
     w->model = NULL;
     uv_mutex_destroy(&w->stats_lock);
+}
+
+int worker_use_compiled(worker *w, char *err, size_t err_len) {
+    if (toto_model_set_path(w->model, "compiled", err, err_len) != TOTO_OK)
+        return -1;
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.on_fallback = false;
+    w->stats.fallback_reason[0] = '\0';
+    uv_mutex_unlock(&w->stats_lock);
+    log_info("worker %d: back on the compiled path", w->index);
+    return 0;
 }
 
 void worker_get_stats(worker *w, worker_stats *out) {

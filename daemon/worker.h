@@ -27,6 +27,9 @@ typedef struct worker_stats {
     uint64_t expired;  /* jobs answered deadline exceeded */
     uint64_t failed_batches;
     uint64_t encoded_async; /* batches answered by the encoder thread, not the worker */
+    uint64_t fallbacks;     /* times the compiled path failed and the eager path took over */
+    bool on_fallback;       /* serving on the eager path since the compiled path failed */
+    char fallback_reason[256];
     uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
     bool busy;                                        /* inside toto_forecast() now */
     uint64_t busy_since_ns;                           /* when that call began */
@@ -43,6 +46,7 @@ typedef struct worker {
     batch_refill refill;     /* this worker's previous batch (queue.h) */
     bool expect_completions; /* hand-off polling is on: wake the loop before encoding */
     answer_encoder encoder;  /* encodes a batch while the next one runs (encoder.h) */
+    int fault_compiled_fails; /* test builds (TOTO_FAULT_INJECTION): model calls to fail */
     uv_thread_t thread;
     bool started;
     uv_mutex_t stats_lock;
@@ -58,5 +62,7 @@ int worker_start(worker *w);
 /* Waits for the thread to end (after queue_close()), then frees the model. */
 void worker_destroy(worker *w);
 void worker_get_stats(worker *w, worker_stats *out);
+/* After a fallback: the compiled path serves again. 0, or -1 (err: there is none). Any thread. */
+int worker_use_compiled(worker *w, char *err, size_t err_len);
 
 #endif

@@ -22,6 +22,8 @@ import time
 BUILD = os.environ.get("TOTO_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "../../build")
 DATA = os.environ.get("TOTO_TEST_DATA") or os.path.join(os.path.dirname(__file__), "../data")
 TOTOD = os.path.join(BUILD, "daemon", "totod")
+# totod with its fault-injection hooks (TOTO_FAULT_* variables), built for the tests only.
+TOTOD_FAULTY = os.path.join(BUILD, "daemon", "totod-faulty")
 TOTO_INFER = os.path.join(BUILD, "model", "toto-infer")
 TINY_A = os.path.join(DATA, "fixtures", "tiny-a")
 TINY_B = os.path.join(DATA, "fixtures", "tiny-b")
@@ -106,10 +108,11 @@ def strip_daemon(result):
 class Daemon:
     """One totod process with a Unix socket and a TCP port in a temp dir."""
 
-    def __init__(self, *args, model=TINY_A, env=None, unix=True, tcp=True, wait=True):
+    def __init__(self, *args, model=TINY_A, env=None, unix=True, tcp=True, wait=True,
+                 binary=None):
         self.dir = tempfile.mkdtemp(prefix="totod-test-")
         self.sock = os.path.join(self.dir, "toto.sock")
-        cmd = [TOTOD] + (["--model", model] if model else [])
+        cmd = [binary or TOTOD] + (["--model", model] if model else [])
         if "--dtype" not in args:
             cmd += ["--dtype", DTYPE]
         cmd += ["--unix", self.sock if unix else "none"]

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""A failing compiled path: the requests it failed run again on the eager
+path and are answered, totod stays there (health degraded, logged, counted)
+until the method use_compiled; through totod-faulty, the test build whose
+TOTO_FAULT_COMPILED_FAILS makes that many compiled model calls fail (TAP)."""
+
+from totod_harness import TOTOD_FAULTY, TINY_A, Daemon, Tap, close, forecast, infer, series
+
+tap = Tap()
+MODEL_ERROR = -32003
+REQUESTS = [{"series": series(1, 40 + 7 * i, seed=i), "prediction_length": 6} for i in range(8)]
+
+
+def path_of(result):
+    return result["model"]["path"]
+
+
+def fallback():
+    want = [infer(TINY_A, p) for p in REQUESTS]
+    d = Daemon(binary=TOTOD_FAULTY, env={"TOTO_FAULT_COMPILED_FAILS": "1"})
+    c = d.client()
+    before = c.call("health")["result"]
+    tap.ok(before["status"] == "ok" and before["path"] == "compiled",
+           "before: health ok on the compiled path", before)
+    c.send(*[forecast(i, p) for i, p in enumerate(REQUESTS)])  # pipelined: batched
+    answers = {a["id"]: a for a in (c.recv() for _ in REQUESTS)}
+    results = [answers.get(i, {}).get("result") for i in range(len(REQUESTS))]
+    tap.ok(all(r is not None for r in results),
+           "every request of the failed call is answered with a result", answers)
+    tap.ok(all(r and path_of(r) == "eager" for r in results)
+           and all(close(r["mean"], w["mean"], rel=1e-9) for r, w in zip(results, want)),
+           "... computed by the eager path, equal to toto-infer's (compiled) answers to 1e-9")
+    h = c.call("health")["result"]
+    reasons = " ".join(h["reasons"])
+    tap.ok(h["status"] == "degraded" and h["path"] == "eager"
+           and "compiled path failed (injected fault" in reasons and "use_compiled" in reasons,
+           "health degraded on the eager path, the reason says why and what brings it back", h)
+    m = c.call("metrics")["result"]
+    tap.ok(m["fallbacks"] == 1, "metrics: fallbacks 1", m.get("fallbacks"))
+    later = c.call("forecast", REQUESTS[0])["result"]
+    tap.ok(path_of(later) == "eager", "later forecasts stay on the eager path")
+    back = c.call("use_compiled")
+    h = c.call("health")["result"]
+    again = c.call("forecast", REQUESTS[0])["result"]
+    tap.ok(back.get("result") == {"path": "compiled"} and h["status"] == "ok"
+           and h["reasons"] == [] and path_of(again) == "compiled",
+           "use_compiled: back on the compiled path, health ok", (back, h))
+    d.stop()
+    log = "\n".join(d.log)
+    tap.ok("the compiled path failed" in log and "back on the compiled path" in log,
+           "the fallback and the return are logged", log[-600:])
+
+
+def no_compiled_path():
+    d = Daemon(env={"TOTO_DISABLE_COMPILE": "1"})
+    a = d.client().call("use_compiled")
+    tap.ok(a.get("error", {}).get("code") == MODEL_ERROR and "compiled" in a["error"]["message"],
+           "use_compiled without a compiled path: -32003 saying why", a)
+    d.stop()
+
+
+fallback()
+no_compiled_path()
+tap.done()
