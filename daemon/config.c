@@ -70,6 +70,12 @@ static const setting settings[] = {
     {"latency-objective-ms", NUM(KIND_INT, latency_objective_ms, 0, 3600000), "MS",
      "health turns degraded while the p99 of forecasts' total latency over the last minute "
      "(at least 10 of them) is above this (0: no objective)"},
+    {"shadow-every", NUM(KIND_INT, shadow_every, 0, 1000000000), "N",
+     "shadow checks: one compiled forecast in N is run again on the eager path while the "
+     "worker is idle, and the two compared (0: never)"},
+    {"shadow-fallback-after", NUM(KIND_INT, shadow_fallback_after, 1, 1000000), "N",
+     "this many shadow checks in a row over the compiled path's tolerance make totod fall back "
+     "to the eager path"},
     {"handoff-poll-us", NUM(KIND_INT, handoff_poll_us, 0, 100000), "US",
      "how long the loop and the worker poll, instead of sleeping, for a request or answer "
      "they expect (saves a thread wake-up each way; 0: always sleep)"},
@@ -131,6 +137,8 @@ static void defaults(totod_config *cfg) {
      * timed-out refill backs off (queue.h), so they keep the model busy
      * with half batches instead. */
     cfg->batch_refill_us = 500;
+    cfg->shadow_every = 100;
+    cfg->shadow_fallback_after = 3;
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as
      * long as a parse or an encode takes hides it (queue.h). */
     cfg->handoff_poll_us = 200;

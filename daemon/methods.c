@@ -23,10 +23,13 @@ static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *b
         sum->failed_batches += one.failed_batches;
         sum->encoded_async += one.encoded_async;
         sum->fallbacks += one.fallbacks;
+        sum->shadow_checks += one.shadow_checks;
+        sum->shadow_last = one.shadow_last;
+        sum->shadow_max = one.shadow_max > sum->shadow_max ? one.shadow_max : sum->shadow_max;
+        sum->shadow_over_in_a_row += one.shadow_over_in_a_row;
         if (one.on_fallback && !sum->on_fallback) {
             sum->on_fallback = true;
-            snprintf(sum->fallback_reason, sizeof sum->fallback_reason, "%s",
-                     one.fallback_reason);
+            snprintf(sum->fallback_reason, sizeof sum->fallback_reason, "%s", one.fallback_reason);
         }
         for (int b = 0; b < WORKER_BATCH_BUCKETS; b++)
             sum->batch_size_counts[b] += one.batch_size_counts[b];
@@ -168,9 +171,12 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
+        "{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
         (json_int_t)sum.batches, "batches_encoded_async", (json_int_t)sum.encoded_async,
-        "fallbacks", (json_int_t)sum.fallbacks,
+        "fallbacks", (json_int_t)sum.fallbacks, "shadow",
+        json_pack("{s:I, s:f, s:f, s:i}", "checks", (json_int_t)sum.shadow_checks, "last",
+                  sum.shadow_last, "max", sum.shadow_max, "over_in_a_row",
+                  sum.shadow_over_in_a_row),
         "failed_batches", (json_int_t)sum.failed_batches, "expired", (json_int_t)sum.expired,
         "batch_size", batch_size_json(&sum), "queue_depth", (json_int_t)queue_depth(&s->queue),
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,

@@ -156,6 +156,14 @@ static void add_counters(text *t, const json_t *m) {
                "Forecasts answered deadline exceeded (timeout_ms passed while queued).");
 }
 
+static void add_shadow(text *t, const json_t *m) {
+    const json_t *sh = json_object_get(m, "shadow");
+    add_scalar(t, sh, "checks", "totod_shadow_checks_total", "counter",
+               "Shadow checks: compiled forecasts run again on the eager path and compared.");
+    add_scalar(t, sh, "last", "totod_shadow_divergence", "gauge",
+               "The latest shadow check's divergence (of the context's spread).");
+}
+
 static void add_gauges(text *t, const json_t *m) {
     add_scalar(t, m, "queue_depth", "totod_queue_depth", "gauge", "Forecasts queued now.");
     add_scalar(t, m, "inflight", "totod_inflight", "gauge", "Forecasts queued or running now.");
@@ -222,6 +230,7 @@ char *metrics_prom_render(const json_t *metrics, const json_t *health, size_t *l
     add_counters(&t, metrics);
     add_gauges(&t, metrics);
     add_windows(&t, metrics);
+    add_shadow(&t, metrics);
     add_histograms(&t, metrics);
     add_info(&t, health);
     if (t.oom || !t.p) {

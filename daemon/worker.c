@@ -9,7 +9,7 @@
 #include "log.h"
 
 int worker_init(worker *w, int index, toto_model *model, job_queue *queue, completion_queue *done,
-                const batch_limits *limits) {
+                const batch_limits *limits, const shadow_settings *shadow) {
     memset(w, 0, sizeof *w);
     w->index = index;
     w->model = model;
@@ -20,6 +20,8 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
     w->expect_completions = queue->poll_ns > 0;
     uv_mutex_unlock(&queue->lock);
     toto_model_get_info(model, &w->info);
+    shadow_init(&w->shadow, w->info.compile.available && shadow ? shadow->every : 0,
+                shadow ? shadow->fallback_after : 0, w->info.compile.compute_dtype);
 #ifdef TOTO_FAULT_INJECTION
     const char *fails = getenv("TOTO_FAULT_COMPILED_FAILS");
     w->fault_compiled_fails = fails ? atoi(fails) : 0;
@@ -128,6 +130,18 @@ static int forecast_once(worker *w, answered_batch *b, char *err, size_t err_len
     return toto_forecast(w->model, b->reqs, b->results, b->n, err, err_len);
 }
 
+/* The model is on the eager path now (the caller switched it): say why, everywhere. */
+static void fall_back(worker *w, const char *why) {
+    log_error("worker %d: the compiled path failed (%s): serving on the eager path from now on "
+              "(method use_compiled brings it back)",
+              w->index, why);
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.fallbacks++;
+    w->stats.on_fallback = true;
+    snprintf(w->stats.fallback_reason, sizeof w->stats.fallback_reason, "%s", why);
+    uv_mutex_unlock(&w->stats_lock);
+}
+
 /* A model error (not a refusal of the request itself) on result i, or the whole call. */
 static bool failed_by_model(int rc, const toto_result *res) {
     return rc != TOTO_OK || res->status == TOTO_EMODEL || res->status == TOTO_ENOMEM;
@@ -154,14 +168,7 @@ static int forecast_or_fall_back(worker *w, answered_batch *b, char *err, size_t
             snprintf(why, sizeof why, "%s", b->results[i].error);
             break;
         }
-    log_error("worker %d: the compiled path failed (%s): serving on the eager path from now on "
-              "(method use_compiled brings it back)",
-              w->index, why);
-    uv_mutex_lock(&w->stats_lock);
-    w->stats.fallbacks++;
-    w->stats.on_fallback = true;
-    snprintf(w->stats.fallback_reason, sizeof w->stats.fallback_reason, "%s", why);
-    uv_mutex_unlock(&w->stats_lock);
+    fall_back(w, why);
     for (int i = 0; i < b->n; i++) {
         toto_result_free(&b->results[i]);
         memset(&b->results[i], 0, sizeof b->results[i]);
@@ -211,6 +218,9 @@ static answered_batch *run_batch(worker *w, job *list, int n) {
         j->finished_ns = t1;
     if (rc != TOTO_OK)
         log_error("worker %d: batch of %d failed: %s", w->index, n, err);
+    for (int k = 0; b->results && k < n; k++)
+        if (b->results[k].status == TOTO_OK && strcmp(b->results[k].path, "compiled") == 0)
+            shadow_offer(&w->shadow, &b->reqs[k], w->info.config.patch_size);
     if (!b->reqs) { /* no results without requests: every job fails */
         free(b->results);
         b->results = NULL;
@@ -236,33 +246,67 @@ static void answer_expired(worker *w, job *list) {
     uv_mutex_unlock(&w->stats_lock);
 }
 
+/* One shadow check, now that nothing is queued; N scores over tolerance in a row: fall back. */
+static void run_shadow(worker *w) {
+    shadow_score sc;
+    char err[256], why[300];
+    if (!on_compiled_path(w) || shadow_run(&w->shadow, w->model, &sc, err, sizeof err))
+        return; /* on the eager path already, or the check could not run: nothing to score */
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.shadow_checks++;
+    w->stats.shadow_last = sc.divergence;
+    if (!(sc.divergence <= w->stats.shadow_max))
+        w->stats.shadow_max = sc.divergence;
+    w->stats.shadow_over_in_a_row = sc.over ? w->stats.shadow_over_in_a_row + 1 : 0;
+    int in_a_row = w->stats.shadow_over_in_a_row;
+    uv_mutex_unlock(&w->stats_lock);
+    if (in_a_row < w->shadow.fallback_after || w->shadow.fallback_after <= 0)
+        return;
+    snprintf(why, sizeof why,
+             "shadow checks: compiled and eager means differed by %.3g of the context's spread, "
+             "over the tolerance %.0e, %d times in a row",
+             sc.divergence, w->shadow.tolerance, in_a_row);
+    if (toto_model_set_path(w->model, "eager", err, sizeof err) == TOTO_OK)
+        fall_back(w, why);
+}
+
+/* Runs a batch the pop gave (waited: the refill target it was popped with) and answers it. */
+static void serve_batch(worker *w, job *batch, int n, int64_t waited) {
+    answered_batch *b = run_batch(w, batch, n);
+    /* Now that the next batch has queued, but before these answers go out:
+     * none of their clients can be back yet. */
+    int64_t target = b ? queue_refill_target(w->queue, &w->limits, batch) : 0;
+    /* With jobs waiting, the next model call starts while this batch is encoded. */
+    if (b && w->encoder.started && (queue_depth(w->queue) > 0 || encoder_busy(&w->encoder))) {
+        uv_mutex_lock(&w->stats_lock);
+        w->stats.encoded_async++;
+        uv_mutex_unlock(&w->stats_lock);
+        encoder_push(&w->encoder, b);
+    } else if (b) {
+        answer_batch(w, b);
+    }
+    refill_next(&w->refill, waited, n, target, uv_hrtime());
+}
+
 static void worker_main(void *arg) {
     worker *w = arg;
     job *batch, *expired;
-    int n;
-    while ((n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired)) >= 0) {
+    for (;;) {
+        if (w->shadow.pending && queue_depth(w->queue) == 0)
+            run_shadow(w); /* only while idle */
         const int64_t waited = w->refill.target;
+        int n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired);
+        if (n < 0)
+            break;
         if (expired) {
             answer_expired(w, expired);
             completion_push(w->done, expired);
         }
-        if (n == 0)
-            continue;
-        answered_batch *b = run_batch(w, batch, n);
-        /* Now that the next batch has queued, but before these answers go
-         * out: none of their clients can be back yet. */
-        int64_t target = b ? queue_refill_target(w->queue, &w->limits, batch) : 0;
-        /* With jobs waiting, the next model call starts while this batch is encoded. */
-        if (b && w->encoder.started && (queue_depth(w->queue) > 0 || encoder_busy(&w->encoder))) {
-            uv_mutex_lock(&w->stats_lock);
-            w->stats.encoded_async++;
-            uv_mutex_unlock(&w->stats_lock);
-            encoder_push(&w->encoder, b);
-        } else if (b)
-            answer_batch(w, b);
-        refill_next(&w->refill, waited, n, target, uv_hrtime());
+        if (n > 0)
+            serve_batch(w, batch, n, waited);
     }
     encoder_stop(&w->encoder); /* answers what it holds first */
+    shadow_free(&w->shadow);
 }
 
 int worker_start(worker *w) {

@@ -16,6 +16,7 @@
 
 #include "encoder.h"
 #include "queue.h"
+#include "shadow.h"
 #include "toto.h"
 
 /* Batch-size histogram buckets: 1, 2, 4, ..., 256, then +Inf. */
@@ -30,6 +31,10 @@ typedef struct worker_stats {
     uint64_t fallbacks;     /* times the compiled path failed and the eager path took over */
     bool on_fallback;       /* serving on the eager path since the compiled path failed */
     char fallback_reason[256];
+    uint64_t shadow_checks;                           /* compiled against eager (shadow.h) */
+    double shadow_last;                               /* the latest divergence */
+    double shadow_max;                                /* the largest since start */
+    int shadow_over_in_a_row;                         /* scores above tolerance in a row now */
     uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
     bool busy;                                        /* inside toto_forecast() now */
     uint64_t busy_since_ns;                           /* when that call began */
@@ -43,10 +48,11 @@ typedef struct worker {
     job_queue *queue;
     completion_queue *done;
     batch_limits limits;
-    batch_refill refill;     /* this worker's previous batch (queue.h) */
-    bool expect_completions; /* hand-off polling is on: wake the loop before encoding */
-    answer_encoder encoder;  /* encodes a batch while the next one runs (encoder.h) */
+    batch_refill refill;      /* this worker's previous batch (queue.h) */
+    bool expect_completions;  /* hand-off polling is on: wake the loop before encoding */
+    answer_encoder encoder;   /* encodes a batch while the next one runs (encoder.h) */
     int fault_compiled_fails; /* test builds (TOTO_FAULT_INJECTION): model calls to fail */
+    shadow_check shadow;      /* worker thread only */
     uv_thread_t thread;
     bool started;
     uv_mutex_t stats_lock;
@@ -54,8 +60,14 @@ typedef struct worker {
 } worker;
 
 /* Takes model. Returns 0 or -1. */
+/* Shadow checks (shadow.h): one in every compiled forecasts (0: none), and
+ * fallback_after scores in a row over tolerance make the worker fall back. */
+typedef struct shadow_settings {
+    int every, fallback_after;
+} shadow_settings;
+
 int worker_init(worker *w, int index, toto_model *model, job_queue *queue, completion_queue *done,
-                const batch_limits *limits);
+                const batch_limits *limits, const shadow_settings *shadow);
 /* Runs one small forecast before serving, on the calling thread. 0 or -1 (err set). */
 int worker_warm(worker *w, double *ms, char *err, size_t err_len);
 int worker_start(worker *w);

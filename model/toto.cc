@@ -367,6 +367,21 @@ int toto_request_validate(const toto_model *model, const toto_request *req, char
 
 int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *results, int n,
                   char *err, size_t err_len) {
+    return toto_forecast_on(model, nullptr, reqs, results, n, err, err_len);
+}
+
+int toto_forecast_on(toto_model *model, const char *path, const toto_request *reqs,
+                     toto_result *results, int n, char *err, size_t err_len) {
+    bool compiled = model->use_compiled;
+    if (path && std::strcmp(path, "eager") == 0)
+        compiled = false;
+    else if (path && std::strcmp(path, "compiled") == 0 && model->compiled)
+        compiled = true;
+    else if (path) {
+        set_error(err, err_len, "path '%s': expected compiled or eager%s", path,
+                  std::strcmp(path, "compiled") == 0 ? " (this model has no compiled path)" : "");
+        return TOTO_EINVAL;
+    }
     std::vector<toto_request> valid;
     std::vector<int> where;
     for (int i = 0; i < n; i++) {
@@ -383,7 +398,7 @@ int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *resu
         for (toto_result &r : out)
             std::memset(&r, 0, sizeof r);
         toto::DecodeOptions opt = model->decode;
-        opt.compiled = model->use_compiled ? model->compiled.get() : nullptr;
+        opt.compiled = compiled ? model->compiled.get() : nullptr;
         toto::forecast_batch(*model->net, opt, valid.data(), out.data(), int(valid.size()));
         for (size_t k = 0; k < valid.size(); k++)
             results[where[k]] = out[k];

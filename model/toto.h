@@ -188,6 +188,14 @@ int toto_request_validate(const toto_model *model, const toto_request *req, char
  */
 int toto_forecast(toto_model *model, const toto_request *reqs, toto_result *results, int n,
                   char *err, size_t err_len);
+/*
+ * The same on a given path for this call only ("compiled" or "eager"; NULL:
+ * the model's current one), leaving the model's path as it is: shadow checks
+ * compare the two. TOTO_EINVAL (err says why) for an unknown path or a
+ * compiled path the model does not have.
+ */
+int toto_forecast_on(toto_model *model, const char *path, const toto_request *reqs,
+                     toto_result *results, int n, char *err, size_t err_len);
 
 void toto_result_free(toto_result *result);
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """A failing compiled path: the requests it failed run again on the eager
 path and are answered, totod stays there (health degraded, logged, counted)
-until the method use_compiled; through totod-faulty, the test build whose
-TOTO_FAULT_COMPILED_FAILS makes that many compiled model calls fail (TAP)."""
+until the method use_compiled; shadow checks of the compiled path against
+the eager one, and their fallback. Through totod-faulty, the test build
+whose TOTO_FAULT_COMPILED_FAILS makes that many compiled model calls fail
+and TOTO_FAULT_SHADOW_OFFSET adds to every shadow score (TAP)."""
+
+import time
 
 from totod_harness import TOTOD_FAULTY, TINY_A, Daemon, Tap, close, forecast, infer, series
 
@@ -59,6 +63,52 @@ def no_compiled_path():
     d.stop()
 
 
+def shadow_metrics(d):
+    return d.client().call("metrics")["result"]
+
+
+def one_at_a_time(d, n, until=None):
+    """n forecasts, each alone (the worker idles between them, so shadows run)."""
+    c = d.client()
+    for i in range(n):
+        c.call("forecast", REQUESTS[i % len(REQUESTS)])
+        time.sleep(0.05)
+        if until and until():
+            return
+
+
+def shadows_agree():
+    d = Daemon("--shadow-every", "1", binary=TOTOD_FAULTY)
+    one_at_a_time(d, 5)
+    time.sleep(0.2)
+    m = shadow_metrics(d)
+    h = d.client().call("health")["result"]
+    sh = m["shadow"]
+    tap.ok(sh["checks"] >= 3 and sh["max"] < 1e-9 and sh["over_in_a_row"] == 0
+           and h["status"] == "ok" and h["path"] == "compiled",
+           "shadow checks (every compiled forecast): compiled = eager, health ok", sh)
+    d.stop()
+
+
+def shadows_diverge():
+    d = Daemon("--shadow-every", "1", "--shadow-fallback-after", "2", binary=TOTOD_FAULTY,
+               env={"TOTO_FAULT_SHADOW_OFFSET": "0.5"})
+    c = d.client()
+    one_at_a_time(d, 10, until=lambda: c.call("health")["result"]["path"] == "eager")
+    h = c.call("health")["result"]
+    m = c.call("metrics")["result"]
+    reasons = " ".join(h["reasons"])
+    tap.ok(h["status"] == "degraded" and h["path"] == "eager" and "shadow checks" in reasons
+           and "2 times in a row" in reasons and m["fallbacks"] == 1
+           and m["shadow"]["last"] >= 0.5,
+           "two shadow scores over tolerance in a row: fallback to the eager path", (h, m["shadow"]))
+    after = c.call("forecast", REQUESTS[0])["result"]
+    tap.ok(path_of(after) == "eager", "forecasts go on, on the eager path")
+    d.stop()
+
+
 fallback()
 no_compiled_path()
+shadows_agree()
+shadows_diverge()
 tap.done()
