@@ -12,6 +12,7 @@
 #include "jsonrpc.h"
 #include "listen.h"
 #include "log.h"
+#include "methods.h"
 
 #define FLUSH_TIMEOUT_MS 5000 /* at exit, how long slow readers get to take their answers */
 
@@ -177,6 +178,8 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     uv_timer_init(loop, &s->grace_timer);
     uv_timer_init(loop, &s->flush_timer);
     sd_watchdog_init(loop, &s->watchdog);
+    uv_timer_init(loop, &s->status_timer);
+    s->status_timer.data = s;
     s->done_async.data = s->sigterm.data = s->sigint.data = s;
     s->grace_timer.data = s->flush_timer.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
@@ -278,6 +281,26 @@ static int open_listeners(server *s) {
     return 0;
 }
 
+/* Under systemd (NOTIFY_SOCKET): STATUS= says serving, or degraded and the
+ * first reason, whenever that changes (checked every second). */
+static void on_status_tick(uv_timer_t *t) {
+    server *s = t->data;
+    json_t *h = methods_health(s);
+    const char *status = json_string_value(json_object_get(h, "status"));
+    const char *why = json_string_value(json_array_get(json_object_get(h, "reasons"), 0));
+    char line[sizeof s->last_status];
+    if (status && strcmp(status, "degraded") == 0)
+        snprintf(line, sizeof line, "STATUS=degraded: %s", why ? why : "");
+    else
+        snprintf(line, sizeof line, "STATUS=serving %s on %s (%s)", s->info.name, s->info.device,
+                 s->info.path);
+    if (strcmp(line, s->last_status) != 0) {
+        sd_notify(0, line);
+        snprintf(s->last_status, sizeof s->last_status, "%s", line);
+    }
+    json_decref(h);
+}
+
 int server_listen(server *s, worker *workers, int n_workers) {
     s->workers = workers;
     s->n_workers = n_workers;
@@ -290,6 +313,8 @@ int server_listen(server *s, worker *workers, int n_workers) {
     }
     if (open_listeners(s))
         return -1;
+    if (getenv("NOTIFY_SOCKET"))
+        uv_timer_start(&s->status_timer, on_status_tick, 1000, 1000);
     uint64_t usec = sd_watchdog_start(&s->watchdog, workers, n_workers);
     if (usec)
         log_info("systemd watchdog: pinging every %.2f s while the workers answer",
@@ -322,7 +347,8 @@ static void close_handles(server *s) {
                               (uv_handle_t *)&s->sigint,
                               (uv_handle_t *)&s->grace_timer,
                               (uv_handle_t *)&s->flush_timer,
-                              sd_watchdog_handle(&s->watchdog)};
+                              sd_watchdog_handle(&s->watchdog),
+                              (uv_handle_t *)&s->status_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);

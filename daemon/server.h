@@ -64,8 +64,10 @@ typedef struct server {
 
     uv_signal_t sigterm, sigint;
     uv_timer_t grace_timer, flush_timer;
-    sd_watchdog watchdog; /* systemd's WatchdogSec pings (sd_watchdog.h) */
-    int open_handles;     /* the server's own handles, for the last close */
+    sd_watchdog watchdog;    /* systemd's WatchdogSec pings (sd_watchdog.h) */
+    uv_timer_t status_timer; /* STATUS= to systemd as health changes */
+    char last_status[512];
+    int open_handles; /* the server's own handles, for the last close */
 
     conn *conns; /* every open connection */
     int64_t n_conns;

@@ -73,6 +73,21 @@ def watchdog():
            "the stuck worker and its recovery are logged", log[-800:])
 
 
+def status_lines():
+    """STATUS= follows health: degraded, with the reason, once the objective is missed."""
+    ns, path = notify_socket()
+    d = Daemon("--latency-objective-ms", "1", env={"NOTIFY_SOCKET": path})
+    c = d.client()
+    for i in range(12):
+        c.call("forecast", SLOW if i == 0 else {"series": series(1, 256), "prediction_length": 128,
+                                                "num_samples": 128})
+    got = [text for _, text in messages(ns, 3.0)]
+    degraded = [t for t in got if t.startswith("STATUS=degraded: p99 latency")]
+    tap.ok(degraded and "latency-objective-ms 1" in degraded[0],
+           "STATUS=degraded: the reason, sent when health turns degraded", got)
+    d.stop()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -141,6 +156,7 @@ def unit_files():
 
 
 watchdog()
+status_lines()
 activation()
 unit_files()
 tap.done()
