@@ -4,6 +4,7 @@
 #include "fused.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #ifdef TOTO_TORCH_CUDA
@@ -78,9 +79,10 @@ CompiledContext::CompiledContext(std::unique_ptr<Network> net, const CompiledOpt
         opt_.graphs = false;
     net_->use_fused_kernels(net_->device().is_cuda());
     // On the CPU the head's unembedding is most of a forecast's weight
-    // traffic (38 M of 151 M parameters): fold it. Not on the GPU yet, where
-    // it waits for a measurement (its graphs would capture the folded head).
-    if (!net_->device().is_cuda())
+    // traffic (38 M of 151 M parameters): fold it. On the GPU only with
+    // TOTO_FOLD_HEAD=1 until it is measured there (its graphs capture it).
+    const char *fold = std::getenv("TOTO_FOLD_HEAD");
+    if (!net_->device().is_cuda() || (fold && std::strcmp(fold, "1") == 0))
         net_->fold_head();
     if (opt_.graphs)
         plan_and_warm();
