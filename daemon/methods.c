@@ -78,16 +78,21 @@ static void degraded_reasons(server *s, json_t *reasons) {
     }
 }
 
-const char *methods_health_status(server *s) {
+/* starting, degraded (reasons not empty) or ok. */
+static const char *status_of(server *s, const json_t *reasons) {
     if (s->n_workers == 0)
         return "starting";
-    json_t *reasons = json_array();
-    if (reasons)
-        degraded_reasons(s, reasons);
     /* Degraded: still answering, but a client should expect refusals, errors or delays. */
-    bool degraded = reasons && json_array_size(reasons) > 0;
+    return reasons && json_array_size(reasons) > 0 ? "degraded" : "ok";
+}
+
+const char *methods_health_status(server *s) {
+    json_t *reasons = json_array();
+    if (reasons && s->n_workers > 0)
+        degraded_reasons(s, reasons);
+    const char *status = status_of(s, reasons);
     json_decref(reasons);
-    return degraded ? "degraded" : "ok";
+    return status;
 }
 
 json_t *methods_health(server *s) {
@@ -96,14 +101,15 @@ json_t *methods_health(server *s) {
     json_t *reasons = json_array();
     if (reasons && s->n_workers > 0)
         degraded_reasons(s, reasons);
-    return json_pack(
-        "{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}", "status",
-        methods_health_status(s), "reasons", reasons ? reasons : json_array(), "latency_windows",
-        latency_to_json(s->latency, uv_hrtime()), "model", s->info.name, "device", s->info.device,
-        "dtype", s->info.dtype, "path", s->info.path, "queue_depth",
-        (json_int_t)queue_depth(&s->queue), "inflight", (json_int_t)s->outstanding, "connections",
-        (json_int_t)s->n_conns, "uptime_s", uptime_s(s), "version", TOTO_VERSION, "untrained",
-        s->cfg->untrained, "shutting_down", s->state != SERVER_SERVING);
+    const char *status = status_of(s, reasons);
+    return json_pack("{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}",
+                     "status", status, "reasons", reasons ? reasons : json_array(),
+                     "latency_windows", latency_to_json(s->latency, uv_hrtime()), "model",
+                     s->info.name, "device", s->info.device, "dtype", s->info.dtype, "path",
+                     s->info.path, "queue_depth", (json_int_t)queue_depth(&s->queue), "inflight",
+                     (json_int_t)s->outstanding, "connections", (json_int_t)s->n_conns, "uptime_s",
+                     uptime_s(s), "version", TOTO_VERSION, "untrained", s->cfg->untrained,
+                     "shutting_down", s->state != SERVER_SERVING);
 }
 
 /* The compiled path's plan and counters, read now (they move as forecasts run). */
