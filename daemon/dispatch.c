@@ -131,7 +131,8 @@ static int prepare_forecast(server *s, const json_t *params, proto_numbers *numb
     if (parse_daemon_fields(params, j, err) ||
         proto_forecast_parse_numbers(params, numbers, &j->req, err))
         return -1;
-    int rc = toto_request_validate(s->workers[0].model, &j->req.req, message, sizeof message);
+    int rc =
+        toto_request_validate(worker_model(&s->workers[0]), &j->req.req, message, sizeof message);
     if (rc != TOTO_OK) {
         proto_error_from_toto(rc, message, err);
         return -1;

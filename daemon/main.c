@@ -25,6 +25,18 @@ static totod_config config;
 static server the_server;
 static worker workers[1]; /* one per GPU later */
 
+/* A reload (SIGHUP) under way: the configuration read again, the model it opens. */
+typedef struct reload_job {
+    uv_work_t work;
+    int argc;
+    char **argv;
+    totod_config cfg;
+    toto_model *model;
+    char err[512];
+    bool running;
+} reload_job;
+static reload_job reload;
+
 static toto_model *open_model(const totod_config *cfg) {
     char err[512];
     toto_model_params p = toto_model_default_params();
@@ -110,6 +122,105 @@ static int fill_closed_std_fds(void) {
     return closed;
 }
 
+/* ---- reload (SIGHUP): a new model opens and warms beside the serving one ---- */
+
+static void notify_serving(const char *note) {
+    const toto_model_info *info = &the_server.info;
+    sd_notifyf(0, "READY=1\nSTATUS=serving %s on %s (%s)%s%s", info->name, info->device, info->path,
+               config.untrained ? ", untrained" : "", note);
+}
+
+/* A libuv pool thread: open and warm what the new configuration names. */
+static void reload_open(uv_work_t *req) {
+    reload_job *r = req->data;
+    double ms;
+    r->model = open_model(&r->cfg);
+    if (!r->model)
+        snprintf(r->err, sizeof r->err, "cannot open the model %s (the log says why)",
+                 r->cfg.model);
+    else if (model_warm(r->model, &ms, r->err, sizeof r->err)) {
+        toto_model_free(r->model);
+        r->model = NULL;
+    }
+}
+
+/* What a reload takes over: the model and its settings. The others (listeners,
+ * limits of the daemon itself) need a restart. */
+static void take_model_settings(totod_config *to, const totod_config *from) {
+    memcpy(to->model, from->model, sizeof to->model);
+    memcpy(to->device, from->device, sizeof to->device);
+    memcpy(to->dtype, from->dtype, sizeof to->dtype);
+    memcpy(to->compile_mode, from->compile_mode, sizeof to->compile_mode);
+    memcpy(to->compute_dtype, from->compute_dtype, sizeof to->compute_dtype);
+    to->compile = from->compile;
+    to->disable_compile = from->disable_compile;
+    to->threads = from->threads;
+    to->max_prediction_length = from->max_prediction_length;
+    to->max_num_samples = from->max_num_samples;
+    to->max_context_length = from->max_context_length;
+    to->max_variates = from->max_variates;
+    to->untrained = from->untrained;
+}
+
+/* The loop, once the new model is warm (or could not be): hand it to the worker. */
+static void reload_opened(uv_work_t *req, int status) {
+    reload_job *r = req->data;
+    (void)status;
+    r->running = false;
+    if (r->model && the_server.state != SERVER_SERVING) {
+        toto_model_free(r->model); /* shutting down meanwhile */
+        r->model = NULL;
+        return;
+    }
+    if (r->model && !worker_offer_model(&workers[0], r->model)) {
+        toto_model_free(r->model);
+        r->model = NULL;
+        snprintf(r->err, sizeof r->err, "the previous reload is not finished");
+    }
+    if (!r->model) {
+        log_error("reload failed: %s; still serving %s", r->err, config.model);
+        notify_serving(" (the last reload failed)");
+        return;
+    }
+    r->model = NULL; /* the worker's now */
+    take_model_settings(&config, &r->cfg);
+}
+
+/* The worker serves on the new model and the old one is freed. */
+static void reload_done(server *s) {
+    toto_model_get_info(worker_model(&s->workers[0]), &s->info);
+    log_info("reloaded: serving %s on %s (%s), path %s", s->info.name, s->info.device,
+             s->info.dtype, s->info.path);
+    notify_serving("");
+}
+
+/* SIGHUP: read the configuration again and open its model in the background;
+ * the current one serves until the new one is warm. */
+static void start_reload(server *s) {
+    if (reload.running) {
+        log_warning("SIGHUP: a reload is under way already; this one is ignored");
+        return;
+    }
+    if (config_load(&reload.cfg, reload.argc, reload.argv, stdout, stderr) != CONFIG_RUN) {
+        log_error("SIGHUP: the configuration is not valid (above); nothing is reloaded");
+        return;
+    }
+    if (strcmp(reload.cfg.unix_path, config.unix_path) || strcmp(reload.cfg.tcp, config.tcp) ||
+        strcmp(reload.cfg.http, config.http))
+        log_warning("SIGHUP: the listeners changed: they need a restart; only the model reloads");
+    reload.running = true;
+    reload.work.data = &reload;
+    sd_notifyf(0, "RELOADING=1\nSTATUS=reloading: opening %s on %s", reload.cfg.model,
+               reload.cfg.device);
+    log_info("SIGHUP: reloading: opening %s on %s (%s) beside the serving model", reload.cfg.model,
+             reload.cfg.device, reload.cfg.dtype);
+    if (uv_queue_work(s->loop, &reload.work, reload_open, reload_opened)) {
+        reload.running = false;
+        log_error("reload failed: cannot start its thread; still serving %s", config.model);
+        notify_serving("");
+    }
+}
+
 int main(int argc, char **argv) {
     int closed_std = fill_closed_std_fds();
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
@@ -131,6 +242,10 @@ int main(int argc, char **argv) {
         log_msg(TLOG_ERR, "cannot set up the event loop");
         return 1;
     }
+    reload.argc = argc;
+    reload.argv = argv;
+    the_server.reload = config.stdio ? NULL : start_reload;
+    the_server.on_reloaded = reload_done;
     int status = 0;
     if (start_model(&the_server, &config)) {
         status = 1;

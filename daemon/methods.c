@@ -97,7 +97,7 @@ const char *methods_health_status(server *s) {
 
 json_t *methods_health(server *s) {
     if (s->n_workers > 0) /* the path may have changed (a fallback, use_compiled) */
-        toto_model_get_info(s->workers[0].model, &s->info);
+        toto_model_get_info(worker_model(&s->workers[0]), &s->info);
     json_t *reasons = json_array();
     if (reasons && s->n_workers > 0)
         degraded_reasons(s, reasons);
@@ -117,7 +117,7 @@ static json_t *compile_json(server *s) {
     toto_model_info info;
     if (s->n_workers == 0)
         return json_null();
-    toto_model_get_info(s->workers[0].model, &info);
+    toto_model_get_info(worker_model(&s->workers[0]), &info);
     const toto_compile_stats *c = &info.compile;
     return json_pack(
         "{s:b, s:s, s:b, s:b, s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "available",
@@ -200,6 +200,6 @@ json_t *methods_use_compiled(server *s, char *err, size_t err_len) {
     for (int i = 0; i < s->n_workers; i++)
         if (worker_use_compiled(&s->workers[i], err, err_len))
             return NULL;
-    toto_model_get_info(s->workers[0].model, &s->info);
+    toto_model_get_info(worker_model(&s->workers[0]), &s->info);
     return json_pack("{s:s}", "path", s->info.path);
 }

@@ -351,7 +351,7 @@ static void wait_for_batch(job_queue *q, const batch_limits *lim, int64_t target
 
 /* Lock held: sleeps (or polls, when a job is expected) until a job comes or the queue closes. */
 static void wait_for_job(job_queue *q) {
-    while (!q->closed && !q->ring) {
+    while (!q->closed && !q->ring && !q->kicked) {
         if (q->expected) {
             q->expected = false;
             poll_for_push(q);
@@ -391,8 +391,16 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
         append(batch, &btail, j);
         n++;
     }
+    q->kicked = false;
     uv_mutex_unlock(&q->lock);
     return n;
+}
+
+void queue_kick(job_queue *q) {
+    uv_mutex_lock(&q->lock);
+    q->kicked = true;
+    uv_mutex_unlock(&q->lock);
+    uv_cond_broadcast(&q->changed);
 }
 
 job *queue_take_all(job_queue *q) {

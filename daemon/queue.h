@@ -44,6 +44,7 @@ typedef struct job_queue {
     int64_t count, limit, tokens;
     uint64_t next_deadline_ns; /* no queued job expires before this; 0: none has a deadline */
     bool closed;
+    bool kicked; /* queue_kick(): the next pop returns at once, even empty */
     /* Hand-off polling (queue_expect): how long, whether a job is expected,
      * idle workers asleep, and a push counter read without the lock. */
     uint64_t poll_ns;
@@ -129,6 +130,10 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
 
 /* Removes and returns every queued job (a list), e.g. to answer them on shutdown. */
 job *queue_take_all(job_queue *q);
+
+/* Makes a worker's pending or next queue_pop_batch() return at once (0 jobs
+ * if none is queued), so that it sees what it was asked to do (a new model). */
+void queue_kick(job_queue *q);
 
 /* Wakes the workers; queue_pop_batch() returns -1 from now on. */
 void queue_close(job_queue *q);

@@ -136,8 +136,22 @@ static void deliver(server *s, job *j) {
         answer_poll_arm(s, &s->answer_poll); /* the next batch's answers */
 }
 
+/* A model a reload replaced: freed here, where no callback can still be reading it. */
+static void free_retired_models(server *s) {
+    for (int i = 0; i < s->n_workers; i++) {
+        toto_model *old = worker_take_retired(&s->workers[i]);
+        if (old) {
+            toto_model_free(old);
+            log_info("the model before the reload is freed");
+            if (s->on_reloaded)
+                s->on_reloaded(s);
+        }
+    }
+}
+
 static void on_done(uv_async_t *async) {
     server *s = async->data;
+    free_retired_models(s);
     job *j = completion_take(&s->done);
     bool expected = completion_expected(&s->done); /* read every time: it is a one-shot */
     if (!j && expected)
@@ -147,7 +161,13 @@ static void on_done(uv_async_t *async) {
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
-    server_shutdown(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    server *s = h->data;
+    if (signum == SIGHUP) {
+        if (s->reload && s->state == SERVER_SERVING)
+            s->reload(s);
+        return;
+    }
+    server_shutdown(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void on_grace_over(uv_timer_t *t);
@@ -175,15 +195,17 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     queue_set_poll(&s->queue, (uint64_t)cfg->handoff_poll_us * 1000u);
     uv_signal_init(loop, &s->sigterm);
     uv_signal_init(loop, &s->sigint);
+    uv_signal_init(loop, &s->sighup);
     uv_timer_init(loop, &s->grace_timer);
     uv_timer_init(loop, &s->flush_timer);
     sd_watchdog_init(loop, &s->watchdog);
     uv_timer_init(loop, &s->status_timer);
     s->status_timer.data = s;
-    s->done_async.data = s->sigterm.data = s->sigint.data = s;
+    s->done_async.data = s->sigterm.data = s->sigint.data = s->sighup.data = s;
     s->grace_timer.data = s->flush_timer.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sighup, on_signal, SIGHUP);
     return 0;
 }
 
@@ -345,6 +367,7 @@ static void close_handles(server *s) {
                               answer_poll_timer_handle(&s->answer_poll),
                               (uv_handle_t *)&s->sigterm,
                               (uv_handle_t *)&s->sigint,
+                              (uv_handle_t *)&s->sighup,
                               (uv_handle_t *)&s->grace_timer,
                               (uv_handle_t *)&s->flush_timer,
                               sd_watchdog_handle(&s->watchdog),

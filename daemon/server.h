@@ -62,7 +62,11 @@ typedef struct server {
     uv_tcp_t http_listener; /* GET /health, /ready, /metrics; POST /v1/forecast */
     bool http_open;
 
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    /* SIGHUP: reload (main.c sets it; NULL: ignored), and what to do once a
+     * reloaded model serves and the old one is freed. */
+    void (*reload)(struct server *s);
+    void (*on_reloaded)(struct server *s);
     uv_timer_t grace_timer, flush_timer;
     sd_watchdog watchdog;    /* systemd's WatchdogSec pings (sd_watchdog.h) */
     uv_timer_t status_timer; /* STATUS= to systemd as health changes */

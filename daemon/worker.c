@@ -30,7 +30,13 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
 }
 
 int worker_warm(worker *w, double *ms, char *err, size_t err_len) {
-    int p = w->info.config.patch_size > 0 ? w->info.config.patch_size : 16;
+    return model_warm(w->model, ms, err, err_len);
+}
+
+int model_warm(toto_model *m, double *ms, char *err, size_t err_len) {
+    toto_model_info info;
+    toto_model_get_info(m, &info);
+    int p = info.config.patch_size > 0 ? info.config.patch_size : 16;
     int n = 2 * p;
     double *values = malloc((size_t)n * sizeof *values);
     if (!values) {
@@ -43,7 +49,7 @@ int worker_warm(worker *w, double *ms, char *err, size_t err_len) {
     toto_result res;
     memset(&res, 0, sizeof res);
     uint64_t t0 = uv_hrtime();
-    int rc = toto_forecast(w->model, &req, &res, 1, err, err_len);
+    int rc = toto_forecast(m, &req, &res, 1, err, err_len);
     if (rc == TOTO_OK && res.status != TOTO_OK)
         snprintf(err, err_len, "%s", res.error);
     *ms = job_ms(t0, uv_hrtime());
@@ -288,10 +294,39 @@ static void serve_batch(worker *w, job *batch, int n, int64_t waited) {
     refill_next(&w->refill, waited, n, target, uv_hrtime());
 }
 
+/* Between batches: a model offered by a reload replaces the current one. */
+static void take_offered_model(worker *w) {
+    uv_mutex_lock(&w->stats_lock);
+    toto_model *next = w->next_model;
+    w->next_model = NULL;
+    uv_mutex_unlock(&w->stats_lock);
+    if (!next)
+        return;
+    while (encoder_busy(&w->encoder)) /* its answers name the current model */
+        uv_sleep(1);
+    toto_model *old = w->model;
+    __atomic_store_n(&w->model, next, __ATOMIC_RELEASE);
+    toto_model_get_info(next, &w->info);
+    int every = w->shadow.every, after = w->shadow.fallback_after;
+    shadow_free(&w->shadow);
+    shadow_init(&w->shadow, w->info.compile.available ? every : 0, after,
+                w->info.compile.compute_dtype);
+    uv_mutex_lock(&w->stats_lock);
+    w->retired = old;
+    w->stats.on_fallback = false; /* a new model starts on its own path */
+    w->stats.fallback_reason[0] = '\0';
+    w->stats.shadow_over_in_a_row = 0;
+    uv_mutex_unlock(&w->stats_lock);
+    log_info("worker %d: serving on the reloaded model %s (%s, path %s)", w->index, w->info.name,
+             w->info.device, w->info.path);
+    uv_async_send(w->done->async); /* the loop frees the old model */
+}
+
 static void worker_main(void *arg) {
     worker *w = arg;
     job *batch, *expired;
     for (;;) {
+        take_offered_model(w);
         if (w->shadow.pending && queue_depth(w->queue) == 0)
             run_shadow(w); /* only while idle */
         const int64_t waited = w->refill.target;
@@ -321,17 +356,42 @@ int worker_start(worker *w) {
     return 0;
 }
 
+toto_model *worker_model(worker *w) {
+    return __atomic_load_n(&w->model, __ATOMIC_ACQUIRE);
+}
+
+bool worker_offer_model(worker *w, toto_model *m) {
+    uv_mutex_lock(&w->stats_lock);
+    bool free_slot = !w->next_model && !w->retired;
+    if (free_slot)
+        w->next_model = m;
+    uv_mutex_unlock(&w->stats_lock);
+    if (free_slot)
+        queue_kick(w->queue);
+    return free_slot;
+}
+
+toto_model *worker_take_retired(worker *w) {
+    uv_mutex_lock(&w->stats_lock);
+    toto_model *old = w->retired;
+    w->retired = NULL;
+    uv_mutex_unlock(&w->stats_lock);
+    return old;
+}
+
 void worker_destroy(worker *w) {
     if (w->started)
         uv_thread_join(&w->thread);
     w->started = false;
     toto_model_free(w->model);
-    w->model = NULL;
+    toto_model_free(w->next_model);
+    toto_model_free(w->retired);
+    w->model = w->next_model = w->retired = NULL;
     uv_mutex_destroy(&w->stats_lock);
 }
 
 int worker_use_compiled(worker *w, char *err, size_t err_len) {
-    if (toto_model_set_path(w->model, "compiled", err, err_len) != TOTO_OK)
+    if (toto_model_set_path(worker_model(w), "compiled", err, err_len) != TOTO_OK)
         return -1;
     uv_mutex_lock(&w->stats_lock);
     w->stats.on_fallback = false;

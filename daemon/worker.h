@@ -43,7 +43,10 @@ typedef struct worker_stats {
 
 typedef struct worker {
     int index;
-    toto_model *model; /* owned; only this worker's thread uses it once started */
+    toto_model *model;      /* owned; forecasts on this worker's thread once started; the loop
+                             * reads it through worker_model() (validation, info) */
+    toto_model *next_model; /* worker_offer_model(): taken at the next batch boundary */
+    toto_model *retired;    /* the model it replaced, for the loop to free */
     toto_model_info info;
     job_queue *queue;
     completion_queue *done;
@@ -70,6 +73,19 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
                 const batch_limits *limits, const shadow_settings *shadow);
 /* Runs one small forecast before serving, on the calling thread. 0 or -1 (err set). */
 int worker_warm(worker *w, double *ms, char *err, size_t err_len);
+/* The same for a model not yet given to a worker (a reload). */
+int model_warm(toto_model *m, double *ms, char *err, size_t err_len);
+/* The model forecasts run on now (loop thread; a reload may swap it). */
+toto_model *worker_model(worker *w);
+/*
+ * Reload (loop thread): the worker takes m at its next batch boundary, after
+ * the answers being encoded are out, and serves on it from then on; the
+ * model it replaces is handed back by worker_take_retired() (loop thread:
+ * the loop frees it, so that no loop callback can still be reading it).
+ * One offer at a time: false while one is still pending or not freed.
+ */
+bool worker_offer_model(worker *w, toto_model *m);
+toto_model *worker_take_retired(worker *w);
 int worker_start(worker *w);
 /* Waits for the thread to end (after queue_close()), then frees the model. */
 void worker_destroy(worker *w);

@@ -12,7 +12,9 @@ import subprocess
 import tempfile
 import time
 
-from totod_harness import TINY_A, TOTOD, Daemon, Tap, forecast, line, series
+import threading
+
+from totod_harness import TINY_A, TINY_B, TOTOD, Daemon, Tap, forecast, line, series
 
 tap = Tap()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,6 +90,60 @@ def status_lines():
     d.stop()
 
 
+def reload_under_load():
+    """SIGHUP: a new model opens beside the serving one and takes over between
+    batches; every request is answered; a failed reload keeps the old model."""
+    ns, path = notify_socket()
+    conf = os.path.join(tempfile.mkdtemp(), "totod.conf")
+    with open(conf, "w") as f:
+        f.write("model = %s\n" % TINY_A)
+    d = Daemon("--config", conf, model=None, env={"NOTIFY_SOCKET": path})
+    messages(ns, 0.5)  # READY and the first STATUS
+    results, stop = [], threading.Event()
+
+    def load(k):
+        c = d.client()
+        i = 0
+        while not stop.is_set():
+            a = c.call("forecast", {"series": series(1, 48, seed=k), "prediction_length": 4})
+            results.append(a)
+            i += 1
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    with open(conf, "w") as f:
+        f.write("model = %s\n" % TINY_B)
+    d.proc.send_signal(signal.SIGHUP)
+    got = [t for _, t in messages(ns, 5.0)]
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    info = d.client().call("info")["result"]
+    answered = [a for a in results if "result" in a]
+    names = {a["result"].get("model", {}).get("name") for a in answered}
+    tap.ok(len(answered) == len(results) and len(results) > 20,
+           "reload under load: every one of %d requests answered with a result" % len(results),
+           [a for a in results if "result" not in a][:2])
+    tap.ok(any("RELOADING=1" in t for t in got) and any("READY=1" in t for t in got)
+           and info["model"]["name"].rstrip("/").endswith("tiny-b"),
+           "RELOADING=1, then READY=1 on the new model (tiny-a -> tiny-b)", (got, info["model"]))
+    tap.ok(len(names) == 2, "answers came from both models, none lost in between", names)
+    with open(conf, "w") as f:
+        f.write("model = /nonexistent-model\n")
+    d.proc.send_signal(signal.SIGHUP)
+    got = [t for _, t in messages(ns, 3.0)]
+    a = d.client().call("forecast", {"series": series(1, 48), "prediction_length": 4})
+    info = d.client().call("info")["result"]
+    d.stop()
+    log = "\n".join(d.log)
+    tap.ok("result" in a and info["model"]["name"].rstrip("/").endswith("tiny-b")
+           and ("reload failed" in log or "not valid" in log) and "nonexistent-model" in log,
+           "a failed reload keeps the serving model and says why", (got, log[-600:]))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -157,6 +213,7 @@ def unit_files():
 
 watchdog()
 status_lines()
+reload_under_load()
 activation()
 unit_files()
 tap.done()
