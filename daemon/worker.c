@@ -256,8 +256,18 @@ static void answer_expired(worker *w, job *list) {
 static void run_shadow(worker *w) {
     shadow_score sc;
     char err[256], why[300];
-    if (!on_compiled_path(w) || shadow_run(&w->shadow, w->model, &sc, err, sizeof err))
-        return; /* on the eager path already, or the check could not run: nothing to score */
+    if (!on_compiled_path(w))
+        return; /* on the eager path already */
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.busy = true; /* the systemd watchdog watches these calls too */
+    w->stats.busy_since_ns = uv_hrtime();
+    uv_mutex_unlock(&w->stats_lock);
+    int rc = shadow_run(&w->shadow, w->model, &sc, err, sizeof err);
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.busy = false;
+    uv_mutex_unlock(&w->stats_lock);
+    if (rc)
+        return; /* the check could not run: nothing to score */
     uv_mutex_lock(&w->stats_lock);
     w->stats.shadow_checks++;
     w->stats.shadow_last = sc.divergence;
