@@ -70,6 +70,16 @@ static const setting settings[] = {
     {"latency-objective-ms", NUM(KIND_INT, latency_objective_ms, 0, 3600000), "MS",
      "health turns degraded while the p99 of forecasts' total latency over the last minute "
      "(at least 10 of them) is above this (0: no objective)"},
+    {"drift-threshold-percent", NUM(KIND_INT, drift_threshold_percent, 100, 100000), "PCT",
+     "health turns degraded while forecasts' recent errors exceed their baseline by this much "
+     "(120: 1.2x; docs/operations.md)"},
+    {"drift-max-series", NUM(KIND_INT, drift_max_series, 1, 10000000), "N",
+     "series remembered for drift (series_id with start and interval); the least recently used "
+     "goes"},
+    {"drift-baseline", NUM(KIND_INT, drift_baseline, 1, 64), "N",
+     "a series' first N scored forecasts are its baseline"},
+    {"drift-recent", NUM(KIND_INT, drift_recent, 1, 64), "N",
+     "drift compares a series' last N scored forecasts with its baseline"},
     {"shadow-every", NUM(KIND_INT, shadow_every, 0, 1000000000), "N",
      "shadow checks: one compiled forecast in N is run again on the eager path while the "
      "worker is idle, and the two compared (0: never)"},
@@ -137,6 +147,10 @@ static void defaults(totod_config *cfg) {
      * timed-out refill backs off (queue.h), so they keep the model busy
      * with half batches instead. */
     cfg->batch_refill_us = 500;
+    cfg->drift_threshold_percent = 120;
+    cfg->drift_max_series = 10000;
+    cfg->drift_baseline = 20;
+    cfg->drift_recent = 10;
     cfg->shadow_every = 100;
     cfg->shadow_fallback_after = 3;
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as

@@ -48,13 +48,15 @@ typedef struct totod_config {
     int64_t batch_delay_us;                  /* longest wait for a batch to fill */
     int64_t batch_refill_us;                 /* queue.h: wait for the clients just answered */
     int64_t latency_objective_ms;            /* p99 of total, last minute; 0: none */
-    int64_t shadow_every;                    /* shadow.h: one check per N compiled forecasts */
-    int64_t shadow_fallback_after;           /* scores over tolerance in a row to fall back */
-    int64_t handoff_poll_us;                 /* queue.h: polling for an expected hand-off */
-    int64_t model_end_poll_us;               /* answer_poll.h: polling before a call ends */
-    int64_t queue_limit;                     /* queued requests; beyond: overloaded */
-    int64_t max_line_bytes;                  /* one JSON-RPC message */
-    int64_t max_inflight;                    /* unanswered forecasts per connection */
+    int64_t drift_threshold_percent;         /* observe.h: recent / baseline errors, in % */
+    int64_t drift_max_series, drift_baseline, drift_recent;
+    int64_t shadow_every;          /* shadow.h: one check per N compiled forecasts */
+    int64_t shadow_fallback_after; /* scores over tolerance in a row to fall back */
+    int64_t handoff_poll_us;       /* queue.h: polling for an expected hand-off */
+    int64_t model_end_poll_us;     /* answer_poll.h: polling before a call ends */
+    int64_t queue_limit;           /* queued requests; beyond: overloaded */
+    int64_t max_line_bytes;        /* one JSON-RPC message */
+    int64_t max_inflight;          /* unanswered forecasts per connection */
     int64_t max_connections;
     int64_t max_write_buffer; /* bytes of unsent answers before reading pauses */
     int64_t grace_ms;         /* how long shutdown waits for queued work */

@@ -17,6 +17,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "methods.h"
+#include "observe.h"
 
 #define MAX_TIMEOUT_MS      86400000 /* a day */
 #define MAX_SERIES_ID_BYTES 256
@@ -128,7 +129,7 @@ static int parse_daemon_fields(const json_t *params, job *j, proto_error *err) {
 static int prepare_forecast(server *s, const json_t *params, proto_numbers *numbers, job *j,
                             proto_error *err) {
     char message[512];
-    if (parse_daemon_fields(params, j, err) ||
+    if (parse_daemon_fields(params, j, err) || observe_parse_time_axis(params, j, err) ||
         proto_forecast_parse_numbers(params, numbers, &j->req, err))
         return -1;
     int rc =
@@ -138,6 +139,7 @@ static int prepare_forecast(server *s, const json_t *params, proto_numbers *numb
         return -1;
     }
     j->tokens = (int64_t)j->req.req.n_variates * j->req.req.n_steps;
+    observe_forecast_accepted(s, j);
     return 0;
 }
 
@@ -260,7 +262,15 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
         reply_result(s, c, b, call.id, methods_info(s));
     else if (method == METHOD_METRICS)
         reply_result(s, c, b, call.id, methods_metrics(s));
-    else if (strcmp(call.method, "use_compiled") == 0) {
+    else if (strcmp(call.method, "observe") == 0) {
+        proto_error err = {0};
+        json_t *r = observe_method(s, call.params, &err);
+        if (r)
+            reply_result(s, c, b, call.id, r);
+        else
+            reply_error(s, c, b, call.id, err.code, err.message,
+                        err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
+    } else if (strcmp(call.method, "use_compiled") == 0) {
         json_t *r = methods_use_compiled(s, message, sizeof message);
         if (r)
             reply_result(s, c, b, call.id, r);
@@ -268,8 +278,8 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
             reply_error(s, c, b, call.id, RPC_MODEL_ERROR, message, NULL);
     } else {
         snprintf(message, sizeof message,
-                 "method not found: '%.200s' (methods: forecast, health, info, metrics, "
-                 "use_compiled)",
+                 "method not found: '%.200s' (methods: forecast, observe, health, info, "
+                 "metrics, use_compiled)",
                  call.method);
         reply_error(s, c, b, call.id, PROTO_METHOD_NOT_FOUND, message,
                     json_pack("{s:s}", "method", call.method));
@@ -347,6 +357,7 @@ void dispatch_complete(server *s, job *j) {
         answer_poll_observe(&s->answer_poll, j->started_ns, j->finished_ns - j->started_ns);
     }
     histogram_add(&s->metrics.total_ms, job_ms(j->received_ns, now));
+    observe_forecast_answered(s, j);
     if (j->batch_size > 0 && !j->error_code)
         latency_record(s->latency, j->eager_path ? LAT_EAGER : LAT_COMPILED, now,
                        job_ms(j->received_ns, j->started_ns), job_ms(j->started_ns, j->finished_ns),

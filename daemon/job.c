@@ -25,6 +25,8 @@ void job_free(job *j) {
     json_decref(j->id);
     json_decref(j->series_id);
     proto_forecast_request_free(&j->req);
+    free(j->drift_scale);
+    free(j->drift_mean);
     if (j->response != rpc_oom_text)
         free(j->response);
     free(j);

@@ -30,6 +30,12 @@ typedef struct job {
     int64_t timeout_ms;   /* -1: none */
     uint64_t received_ns; /* uv_hrtime() when the line was read */
     uint64_t deadline_ns; /* 0: none */
+    /* Forecast error drift (observe.h): the time axis, and what remembering needs. */
+    bool timed;             /* start and interval were given */
+    double start, interval; /* the first context step's time; the step */
+    int drift_V, drift_T, drift_h;
+    double *drift_scale; /* [V], owned; set when the forecast is tracked */
+    double *drift_mean;  /* [V][h], owned; the worker copies the answer's mean */
 
     /* Set by whoever answers it: the worker, or the loop on shutdown. */
     uint64_t started_ns, finished_ns;

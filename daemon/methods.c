@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "observe.h"
 #include "toto.h"
 
 static double uptime_s(server *s) {
@@ -64,6 +65,8 @@ static void degraded_reasons(server *s, json_t *reasons) {
                  (long long)queue_depth(&s->queue), (long long)s->queue.limit);
         json_array_append_new(reasons, json_string(why));
     }
+    if (observe_drift_reason(s, why, sizeof why))
+        json_array_append_new(reasons, json_string(why));
     const int64_t objective = s->cfg->latency_objective_ms;
     for (int p = 0; objective > 0 && p < LAT_PATHS; p++) {
         latency_summary l = latency_summarize(s->latency, p, LAT_TOTAL, uv_hrtime(), 60);
@@ -177,9 +180,9 @@ json_t *methods_metrics(server *s) {
     if (!m)
         return NULL;
     json_t *more = json_pack(
-        "{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
+        "{s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:i, s:f, s:o, s:o}", "batches",
         (json_int_t)sum.batches, "batches_encoded_async", (json_int_t)sum.encoded_async,
-        "fallbacks", (json_int_t)sum.fallbacks, "shadow",
+        "fallbacks", (json_int_t)sum.fallbacks, "drift", drift_to_json(s->drift), "shadow",
         json_pack("{s:I, s:f, s:f, s:i}", "checks", (json_int_t)sum.shadow_checks, "last",
                   sum.shadow_last, "max", sum.shadow_max, "over_in_a_row",
                   sum.shadow_over_in_a_row),

@@ -156,6 +156,16 @@ static void add_counters(text *t, const json_t *m) {
                "Forecasts answered deadline exceeded (timeout_ms passed while queued).");
 }
 
+static void add_drift(text *t, const json_t *m) {
+    const json_t *d = json_object_get(m, "drift");
+    add_scalar(t, d, "ratio", "totod_drift_ratio", "gauge",
+               "Forecast error drift: recent scaled errors over the baseline, pooled.");
+    add_scalar(t, d, "over", "totod_drift_series_over", "gauge",
+               "Series whose drift ratio is over drift-threshold-percent.");
+    add_scalar(t, d, "tracked", "totod_drift_series", "gauge",
+               "Series remembered for drift (series_id with start and interval).");
+}
+
 static void add_shadow(text *t, const json_t *m) {
     const json_t *sh = json_object_get(m, "shadow");
     add_scalar(t, sh, "checks", "totod_shadow_checks_total", "counter",
@@ -231,6 +241,7 @@ char *metrics_prom_render(const json_t *metrics, const json_t *health, size_t *l
     add_gauges(&t, metrics);
     add_windows(&t, metrics);
     add_shadow(&t, metrics);
+    add_drift(&t, metrics);
     add_histograms(&t, metrics);
     add_info(&t, health);
     if (t.oom || !t.p) {

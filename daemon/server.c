@@ -184,7 +184,10 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
         queue_destroy(&s->queue);
         return -1;
     }
-    if (!(s->latency = latency_new())) {
+    drift_settings ds = {(int)cfg->drift_max_series, (int)cfg->drift_baseline,
+                         (int)cfg->drift_recent, (double)cfg->drift_threshold_percent / 100};
+    if (!(s->latency = latency_new()) || !(s->drift = drift_new(&ds))) {
+        latency_free(s->latency);
         completion_destroy(&s->done);
         queue_destroy(&s->queue);
         return -1;
@@ -460,4 +463,6 @@ void server_destroy(server *s) {
     queue_destroy(&s->queue);
     latency_free(s->latency);
     s->latency = NULL;
+    drift_free(s->drift);
+    s->drift = NULL;
 }

@@ -27,6 +27,7 @@
 #include "answer_poll.h"
 #include "config.h"
 #include "conn.h"
+#include "drift.h"
 #include "latency.h"
 #include "metrics.h"
 #include "queue.h"
@@ -80,6 +81,8 @@ typedef struct server {
     int64_t outstanding; /* jobs queued or running */
     metrics metrics;
     latency_windows *latency; /* the last 1 and 15 minutes, for health (latency.h) */
+    drift_tracker *drift;     /* forecast error drift (drift.h, observe.h) */
+    bool drift_logged;        /* a drift episode is under way and was logged */
 } server;
 
 /* Sets up the queues and the loop's handles. 0 or -1. */

@@ -61,6 +61,12 @@ int model_warm(toto_model *m, double *ms, char *err, size_t err_len) {
 
 static void answer_job(worker *w, job *j, const toto_result *res) {
     j->eager_path = strcmp(res->path, "eager") == 0;
+    if (j->drift_scale && res->status == TOTO_OK && res->mean) { /* to remember (observe.h) */
+        size_t cells = (size_t)res->n_variates * (size_t)res->prediction_length;
+        j->drift_mean = malloc(cells * sizeof *j->drift_mean);
+        if (j->drift_mean)
+            memcpy(j->drift_mean, res->mean, cells * sizeof *j->drift_mean);
+    }
     if (res->status != TOTO_OK) {
         proto_error perr;
         proto_error_from_toto(res->status, res->error, &perr);

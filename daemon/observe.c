@@ -1,0 +1,163 @@
+/* observe.c - forecast error drift in the daemon (see observe.h). */
+#include "observe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drift.h"
+#include "log.h"
+#include "server.h"
+
+static int field_error(proto_error *err, const char *field, const char *message) {
+    err->code = PROTO_INVALID_PARAMS;
+    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->message, sizeof err->message, "%s: %s", field, message);
+    return -1;
+}
+
+/* series_id as the tracker's key: the string, or the integer in decimal. */
+static void key_of(const json_t *series_id, char *key, size_t len) {
+    if (json_is_string(series_id))
+        snprintf(key, len, "%s", json_string_value(series_id));
+    else
+        snprintf(key, len, "%lld", (long long)json_integer_value(series_id));
+}
+
+static int parse_axis(const json_t *params, double *start, double *interval, bool *timed,
+                      proto_error *err) {
+    const json_t *a = json_object_get(params, "start"), *b = json_object_get(params, "interval");
+    *timed = false;
+    if (!a && !b)
+        return 0;
+    if (!a || !json_is_number(a) || !isfinite(json_number_value(a)))
+        return field_error(err, "start",
+                           "expected a finite number (the first step's time), with interval");
+    if (!b || !json_is_number(b) || !(json_number_value(b) > 0) || !isfinite(json_number_value(b)))
+        return field_error(err, "interval",
+                           "expected a positive finite number (time between steps), with start");
+    *start = json_number_value(a);
+    *interval = json_number_value(b);
+    *timed = true;
+    return 0;
+}
+
+int observe_parse_time_axis(const json_t *params, job *j, proto_error *err) {
+    return parse_axis(params, &j->start, &j->interval, &j->timed, err);
+}
+
+void observe_forecast_accepted(server *s, job *j) {
+    if (!j->timed || !j->series_id || j->req.req.groups)
+        return;
+    const toto_request *r = &j->req.req;
+    char key[300];
+    key_of(j->series_id, key, sizeof key);
+    char why[512];
+    if (drift_observe(s->drift, key, j->start, j->interval, r->n_variates, r->n_steps, r->values))
+        observe_drift_reason(s, why, sizeof why); /* logs an episode's start or end now */
+    j->drift_scale = malloc((size_t)r->n_variates * sizeof *j->drift_scale);
+    if (j->drift_scale)
+        drift_scale(r->n_variates, r->n_steps, r->values, j->drift_scale);
+    j->drift_V = r->n_variates;
+    j->drift_T = r->n_steps;
+    j->drift_h = r->prediction_length;
+}
+
+void observe_forecast_answered(server *s, job *j) {
+    if (j->drift_mean && j->drift_scale) {
+        char key[300];
+        key_of(j->series_id, key, sizeof key);
+        drift_remember(s->drift, key, j->start, j->interval, j->drift_T, j->drift_V, j->drift_h,
+                       j->drift_mean, j->drift_scale);
+    }
+    free(j->drift_mean);
+    free(j->drift_scale);
+    j->drift_mean = j->drift_scale = NULL;
+}
+
+/* values: [n] numbers (or null: missing) for one variate, or [V][n]. */
+static int parse_values(const json_t *values, int *V, int *n, double **out, proto_error *err) {
+    const char *shape = "expected an array of numbers (null: missing), or one such array per "
+                        "variate, all as long, at most 1000000 values";
+    size_t rows = json_array_size(values);
+    bool nested = rows > 0 && json_is_array(json_array_get(values, 0));
+    size_t cols = nested ? json_array_size(json_array_get(values, 0)) : rows;
+    if (!json_is_array(values) || rows == 0 || cols == 0 || (nested ? rows : 1) * cols > 1000000)
+        return field_error(err, "values", shape);
+    *V = nested ? (int)rows : 1;
+    *n = (int)cols;
+    double *v = malloc((size_t)*V * cols * sizeof *v);
+    if (!v)
+        return field_error(err, "values", "out of memory");
+    for (int r = 0; r < *V; r++) {
+        const json_t *row = nested ? json_array_get(values, (size_t)r) : values;
+        if (!json_is_array(row) || json_array_size(row) != cols) {
+            free(v);
+            return field_error(err, "values", shape);
+        }
+        for (size_t t = 0; t < cols; t++) {
+            const json_t *x = json_array_get(row, t);
+            if (!json_is_null(x) && !json_is_number(x)) {
+                free(v);
+                return field_error(err, "values", shape);
+            }
+            v[(size_t)r * cols + t] = json_is_null(x) ? NAN : json_number_value(x);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+json_t *observe_method(server *s, const json_t *params, proto_error *err) {
+    const json_t *series_id = json_object_get(params, "series_id");
+    double start = 0, interval = 0, *values = NULL;
+    bool timed;
+    int V, n;
+    if (!json_is_object(params)) {
+        field_error(err, "params", "expected an object");
+        return NULL;
+    }
+    if (!(json_is_string(series_id) && json_string_length(series_id) <= 256) &&
+        !json_is_integer(series_id)) {
+        field_error(err, "series_id", "expected a string of at most 256 bytes, or an integer");
+        return NULL;
+    }
+    if (parse_axis(params, &start, &interval, &timed, err))
+        return NULL;
+    if (!timed) {
+        field_error(err, "start",
+                    "expected a finite number (the first value's time), with "
+                    "interval");
+        return NULL;
+    }
+    if (parse_values(json_object_get(params, "values"), &V, &n, &values, err))
+        return NULL;
+    char key[300];
+    key_of(series_id, key, sizeof key);
+    int scored = drift_observe(s->drift, key, start, interval, V, n, values);
+    free(values);
+    char why[512];
+    if (scored)
+        observe_drift_reason(s, why, sizeof why); /* logs an episode's start or end now */
+    return json_pack("{s:i}", "scored", scored);
+}
+
+bool observe_drift_reason(server *s, char *why, size_t len) {
+    drift_status st = drift_check(s->drift);
+    if (st.drifting && !s->drift_logged)
+        log_warning("forecast error drift: recent errors %.2fx the baseline over %d series "
+                    "(threshold %.2f; worst %s at %.2fx)",
+                    st.ratio, st.rated, (double)s->cfg->drift_threshold_percent / 100, st.worst,
+                    st.worst_ratio);
+    else if (!st.drifting && s->drift_logged)
+        log_info("forecast error drift over: recent errors %.2fx the baseline", st.ratio);
+    s->drift_logged = st.drifting;
+    if (st.drifting)
+        snprintf(why, len,
+                 "forecast error drift: recent errors %.2fx the baseline over %d series "
+                 "(threshold %.2f; %d over it, worst %s at %.2fx)",
+                 st.ratio, st.rated, (double)s->cfg->drift_threshold_percent / 100, st.over,
+                 st.worst, st.worst_ratio);
+    return st.drifting;
+}

@@ -1,0 +1,30 @@
+/*
+ * observe.h - forecast error drift in the daemon (drift.h): a forecast with
+ * series_id, start and interval is remembered once answered, and its
+ * context scores the earlier forecasts of that series; the method observe
+ * brings actual values in directly. Loop thread only.
+ */
+#ifndef TOTOD_OBSERVE_H
+#define TOTOD_OBSERVE_H
+
+#include <jansson.h>
+
+#include "forecast_codec.h"
+#include "job.h"
+
+typedef struct server server;
+
+/* start and interval of params (both or neither) into j. 0, or -1 (err names the field). */
+int observe_parse_time_axis(const json_t *params, job *j, proto_error *err);
+/* j was accepted: its context scores earlier forecasts; it keeps its scale
+ * to be remembered once answered. */
+void observe_forecast_accepted(server *s, job *j);
+/* j was answered: remember its mean. */
+void observe_forecast_answered(server *s, job *j);
+/* The method observe: {"scored": N}, or NULL with err. */
+json_t *observe_method(server *s, const json_t *params, proto_error *err);
+/* health's reason while forecasts drift (false when they do not); logs each
+ * episode's start and end once. */
+bool observe_drift_reason(server *s, char *why, size_t len);
+
+#endif

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Forecast error drift on a real series (ETTh1's oil temperature, hourly):
+rolling forecasts named by series_id with their time axis, the actual values
+through the method observe, health degraded once the actuals are made worse
+on purpose, and recovered once they are true again (TAP)."""
+
+import calendar
+import csv
+import os
+import time
+
+from totod_harness import DATA, Daemon, Tap
+
+tap = Tap()
+HOUR = 3600.0
+CONTEXT, HORIZON = 96, 8
+
+
+def ett_ot():
+    """(times in Unix seconds, OT values) of tests/data/series/ETTh1.csv."""
+    times, values = [], []
+    with open(os.path.join(DATA, "series", "ETTh1.csv")) as f:
+        for row in csv.DictReader(f):
+            times.append(calendar.timegm(time.strptime(row["date"], "%Y-%m-%d %H:%M:%S")))
+            values.append(float(row["OT"]))
+    return times, values
+
+
+def one_round(c, times, x, k, spoil=0.0):
+    """Forecast from window k, then observe what came (plus spoil, if any)."""
+    a = k * HORIZON
+    r = c.call("forecast", {"series": x[a:a + CONTEXT], "prediction_length": HORIZON,
+                            "series_id": "ETTh1/OT", "start": times[a], "interval": HOUR})
+    actual = [v + spoil for v in x[a + CONTEXT:a + CONTEXT + HORIZON]]
+    o = c.call("observe", {"series_id": "ETTh1/OT", "start": times[a + CONTEXT],
+                           "interval": HOUR, "values": actual})
+    return "result" in r and o.get("result", {}).get("scored") == HORIZON
+
+
+times, x = ett_ot()
+# Small windows keep the test short; a threshold of 3x stays clear of the
+# ordinary swings of an untrained model's errors on real data.
+d = Daemon("--drift-baseline", "4", "--drift-recent", "3", "--drift-threshold-percent", "300")
+c = d.client()
+ok = all(one_round(c, times, x, k) for k in range(7))
+m = c.call("metrics")["result"]["drift"]
+h = c.call("health")["result"]
+tap.ok(ok and m["tracked"] == 1 and m["rated"] == 1 and m["ratio"] < 3 and not m["drifting"]
+       and h["status"] == "ok",
+       "7 rolling forecasts of ETTh1 OT, each scored on its 8 actual hours: baseline and recent "
+       "windows full, ratio %.2f, health ok" % m.get("ratio", -1), (m, h))
+scale = sum(abs(b - a) for a, b in zip(x[:CONTEXT], x[1:CONTEXT])) / (CONTEXT - 1)
+ok = all(one_round(c, times, x, k, spoil=40 * scale) for k in range(7, 10))
+m = c.call("metrics")["result"]["drift"]
+h = c.call("health")["result"]
+why = " ".join(h["reasons"])
+tap.ok(ok and m["drifting"] and m["ratio"] > 3 and h["status"] == "degraded"
+       and "forecast error drift" in why and "ETTh1/OT" in why,
+       "actuals made worse on purpose (+40 steps' worth): drift %.1fx, health degraded with the "
+       "series named" % m.get("ratio", -1), (m, why))
+ok = all(one_round(c, times, x, k) for k in range(10, 13))
+m = c.call("metrics")["result"]["drift"]
+h = c.call("health")["result"]
+tap.ok(ok and not m["drifting"] and h["status"] == "ok",
+       "true actuals again: recovered (ratio %.2f), health ok" % m.get("ratio", -1), (m, h))
+bad = c.call("observe", {"series_id": "ETTh1/OT", "start": 0, "values": [1.0]})
+tap.ok(bad.get("error", {}).get("data", {}).get("field") in ("start", "interval"),
+       "observe without interval: -32602 naming the field", bad)
+d.stop()
+log = "\n".join(d.log)
+tap.ok(log.count("forecast error drift:") == 1 and "forecast error drift over" in log,
+       "the episode is logged once when it starts and once when it ends", log[-800:])
+tap.done()
