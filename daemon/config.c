@@ -70,6 +70,8 @@ static const setting settings[] = {
     {"latency-objective-ms", NUM(KIND_INT, latency_objective_ms, 0, 3600000), "MS",
      "health turns degraded while the p99 of forecasts' total latency over the last minute "
      "(at least 10 of them) is above this (0: no objective)"},
+    {"state-dir", STR(state_dir), 0, 0, "DIR",
+     "where drift scores survive restarts (default $STATE_DIRECTORY under systemd; none)"},
     {"drift-threshold-percent", NUM(KIND_INT, drift_threshold_percent, 100, 100000), "PCT",
      "health turns degraded while forecasts' recent errors exceed their baseline by this much "
      "(120: 1.2x; docs/operations.md)"},
@@ -147,6 +149,10 @@ static void defaults(totod_config *cfg) {
      * timed-out refill backs off (queue.h), so they keep the model busy
      * with half batches instead. */
     cfg->batch_refill_us = 500;
+    /* systemd's StateDirectory=: the first of its colon-separated paths. */
+    const char *state = getenv("STATE_DIRECTORY");
+    if (state)
+        snprintf(cfg->state_dir, sizeof cfg->state_dir, "%.*s", (int)strcspn(state, ":"), state);
     cfg->drift_threshold_percent = 120;
     cfg->drift_max_series = 10000;
     cfg->drift_baseline = 20;

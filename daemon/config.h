@@ -48,6 +48,7 @@ typedef struct totod_config {
     int64_t batch_delay_us;                  /* longest wait for a batch to fill */
     int64_t batch_refill_us;                 /* queue.h: wait for the clients just answered */
     int64_t latency_objective_ms;            /* p99 of total, last minute; 0: none */
+    char state_dir[TOTOD_PATH_MAX];          /* drift scores across restarts; "": none */
     int64_t drift_threshold_percent;         /* observe.h: recent / baseline errors, in % */
     int64_t drift_max_series, drift_baseline, drift_recent;
     int64_t shadow_every;          /* shadow.h: one check per N compiled forecasts */

@@ -27,6 +27,7 @@ typedef struct series {
 struct drift_tracker {
     drift_settings set;
     uint64_t tick;
+    bool dirty;  /* scores changed since drift_scores() */
     series *all; /* max_series slots */
 };
 
@@ -111,7 +112,8 @@ int drift_remember(drift_tracker *d, const char *key, double start, double inter
     return 0;
 }
 
-static void add_score(const drift_tracker *d, series *s, double score) {
+static void add_score(drift_tracker *d, series *s, double score) {
+    d->dirty = true;
     if (s->base_n < d->set.baseline) {
         s->base_sum += score;
         s->base_n++;
@@ -207,4 +209,60 @@ void drift_scale(int V, int T, const double *context, double *scale) {
             }
         scale[v] = n && sum > 0 ? sum / n : 1.0;
     }
+}
+
+bool drift_dirty(const drift_tracker *d) {
+    return d->dirty;
+}
+
+json_t *drift_scores(drift_tracker *d) {
+    json_t *list = json_array();
+    for (int i = 0; list && i < d->set.max_series; i++) {
+        const series *s = &d->all[i];
+        if (!s->used || (s->base_n == 0 && s->recent_n == 0))
+            continue;
+        json_t *recent = json_array();
+        for (int k = 0; k < s->recent_n; k++) /* oldest first */
+            json_array_append_new(
+                recent,
+                json_real(
+                    s->recent[(s->recent_next - s->recent_n + k + d->set.recent) % d->set.recent]));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:f, s:i, s:o}", "series_id", s->key, "baseline_sum",
+                                        s->base_sum, "baseline_n", s->base_n, "recent", recent));
+    }
+    d->dirty = false;
+    return json_pack("{s:i, s:o}", "version", 1, "series", list ? list : json_array());
+}
+
+int drift_restore(drift_tracker *d, const json_t *scores, char *err, size_t err_len) {
+    const json_t *list = json_object_get(scores, "series");
+    if (json_integer_value(json_object_get(scores, "version")) != 1 || !json_is_array(list)) {
+        snprintf(err, err_len, "not a drift state of version 1");
+        return -1;
+    }
+    int restored = 0;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *key = json_string_value(json_object_get(e, "series_id"));
+        const json_t *recent = json_object_get(e, "recent");
+        int base_n = (int)json_integer_value(json_object_get(e, "baseline_n"));
+        if (!key || !json_is_array(recent) || base_n < 0 || base_n > d->set.baseline)
+            continue;
+        series *s = find(d, key, true);
+        s->base_sum = json_number_value(json_object_get(e, "baseline_sum"));
+        s->base_n = base_n;
+        s->recent_n = s->recent_next = 0;
+        size_t k;
+        const json_t *v;
+        json_array_foreach(recent, k, v) {
+            s->recent[s->recent_next] = json_number_value(v);
+            s->recent_next = (s->recent_next + 1) % d->set.recent;
+            if (s->recent_n < d->set.recent)
+                s->recent_n++;
+        }
+        restored++;
+    }
+    return restored;
 }

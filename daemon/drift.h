@@ -49,6 +49,15 @@ int drift_observe(drift_tracker *d, const char *key, double start, double interv
 drift_status drift_check(const drift_tracker *d);
 /* {"tracked", "rated", "ratio", "over", "threshold", "worst": {"series_id", "ratio"}} */
 json_t *drift_to_json(const drift_tracker *d);
+/* The scores of every series (not the forecasts waiting for actuals) as
+ * JSON, and back: what a state file keeps across restarts. drift_restore()
+ * takes what it can use and returns how many series it restored, or -1
+ * (err) for a document that is not one of drift_scores()'s. */
+json_t *drift_scores(drift_tracker *d);
+int drift_restore(drift_tracker *d, const json_t *scores, char *err, size_t err_len);
+/* Scores changed since drift_scores() last ran. */
+bool drift_dirty(const drift_tracker *d);
+
 /* The scale drift_remember() wants, of a context [V][T]: per variate, the
  * mean |x_t - x_{t-1}| over observed neighbours (1 when there is none). */
 void drift_scale(int V, int T, const double *context, double *scale);

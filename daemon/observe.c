@@ -1,10 +1,12 @@
 /* observe.c - forecast error drift in the daemon (see observe.h). */
 #include "observe.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "drift.h"
 #include "log.h"
@@ -160,4 +162,52 @@ bool observe_drift_reason(server *s, char *why, size_t len) {
                  st.ratio, st.rated, (double)s->cfg->drift_threshold_percent / 100, st.over,
                  st.worst, st.worst_ratio);
     return st.drifting;
+}
+
+static void state_path(const server *s, const char *suffix, char *path, size_t len) {
+    snprintf(path, len, "%s/drift.json%s", s->cfg->state_dir, suffix);
+}
+
+void observe_load_state(server *s) {
+    char path[TOTOD_PATH_MAX + 32], err[256];
+    json_error_t jerr;
+    if (!s->cfg->state_dir[0])
+        return;
+    state_path(s, "", path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return; /* a first start */
+    json_t *doc = json_load_file(path, 0, &jerr);
+    int n = doc ? drift_restore(s->drift, doc, err, sizeof err) : -1;
+    if (n < 0)
+        log_warning("state file %s not used (%s): drift starts afresh", path,
+                    doc ? err : jerr.text);
+    else
+        log_info("drift scores of %d series restored from %s", n, path);
+    json_decref(doc);
+}
+
+/* Writes doc to path through path.tmp, synced, then renamed: never half a file. */
+static int write_atomically(const json_t *doc, const char *tmp, const char *path) {
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int rc = json_dumpf(doc, f, JSON_COMPACT) == 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    rc = fclose(f) == 0 && rc;
+    if (!rc || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void observe_save_state(server *s) {
+    char path[TOTOD_PATH_MAX + 32], tmp[TOTOD_PATH_MAX + 32];
+    if (!s->cfg->state_dir[0] || !drift_dirty(s->drift))
+        return;
+    state_path(s, "", path, sizeof path);
+    state_path(s, ".tmp", tmp, sizeof tmp);
+    json_t *doc = drift_scores(s->drift);
+    if (!doc || write_atomically(doc, tmp, path))
+        log_warning("cannot write the state file %s: %s", path, strerror(errno));
+    json_decref(doc);
 }

@@ -23,6 +23,12 @@ void observe_forecast_accepted(server *s, job *j);
 void observe_forecast_answered(server *s, job *j);
 /* The method observe: {"scored": N}, or NULL with err. */
 json_t *observe_method(server *s, const json_t *params, proto_error *err);
+/* The drift scores in DIR/drift.json (--state-dir; $STATE_DIRECTORY under
+ * systemd): read at start, written atomically (a temporary file renamed over
+ * it) every minute when they changed, and at shutdown. No directory: none. */
+void observe_load_state(server *s);
+void observe_save_state(server *s);
+
 /* health's reason while forecasts drift (false when they do not); logs each
  * episode's start and end once. */
 bool observe_drift_reason(server *s, char *why, size_t len);

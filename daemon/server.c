@@ -13,6 +13,7 @@
 #include "listen.h"
 #include "log.h"
 #include "methods.h"
+#include "observe.h"
 
 #define FLUSH_TIMEOUT_MS 5000 /* at exit, how long slow readers get to take their answers */
 
@@ -204,6 +205,9 @@ int server_init(server *s, uv_loop_t *loop, const totod_config *cfg) {
     sd_watchdog_init(loop, &s->watchdog);
     uv_timer_init(loop, &s->status_timer);
     s->status_timer.data = s;
+    uv_timer_init(loop, &s->state_timer);
+    s->state_timer.data = s;
+    observe_load_state(s);
     s->done_async.data = s->sigterm.data = s->sigint.data = s->sighup.data = s;
     s->grace_timer.data = s->flush_timer.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
@@ -306,6 +310,10 @@ static int open_listeners(server *s) {
     return 0;
 }
 
+static void on_state_tick(uv_timer_t *t) {
+    observe_save_state(t->data);
+}
+
 /* Under systemd (NOTIFY_SOCKET): STATUS= says serving, or degraded and the
  * first reason, whenever that changes (checked every second). */
 static void on_status_tick(uv_timer_t *t) {
@@ -340,6 +348,8 @@ int server_listen(server *s, worker *workers, int n_workers) {
         return -1;
     if (getenv("NOTIFY_SOCKET"))
         uv_timer_start(&s->status_timer, on_status_tick, 1000, 1000);
+    if (s->cfg->state_dir[0])
+        uv_timer_start(&s->state_timer, on_state_tick, 60000, 60000);
     uint64_t usec = sd_watchdog_start(&s->watchdog, workers, n_workers);
     if (usec)
         log_info("systemd watchdog: pinging every %.2f s while the workers answer",
@@ -374,7 +384,8 @@ static void close_handles(server *s) {
                               (uv_handle_t *)&s->grace_timer,
                               (uv_handle_t *)&s->flush_timer,
                               sd_watchdog_handle(&s->watchdog),
-                              (uv_handle_t *)&s->status_timer};
+                              (uv_handle_t *)&s->status_timer,
+                              (uv_handle_t *)&s->state_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);
@@ -463,6 +474,7 @@ void server_destroy(server *s) {
     queue_destroy(&s->queue);
     latency_free(s->latency);
     s->latency = NULL;
+    observe_save_state(s); /* the scores survive the restart */
     drift_free(s->drift);
     s->drift = NULL;
 }

@@ -83,6 +83,7 @@ typedef struct server {
     latency_windows *latency; /* the last 1 and 15 minutes, for health (latency.h) */
     drift_tracker *drift;     /* forecast error drift (drift.h, observe.h) */
     bool drift_logged;        /* a drift episode is under way and was logged */
+    uv_timer_t state_timer;   /* writes the drift scores every minute (observe.h) */
 } server;
 
 /* Sets up the queues and the loop's handles. 0 or -1. */

@@ -6,7 +6,9 @@ on purpose, and recovered once they are true again (TAP)."""
 
 import calendar
 import csv
+import json
 import os
+import tempfile
 import time
 
 from totod_harness import DATA, Daemon, Tap
@@ -70,4 +72,25 @@ d.stop()
 log = "\n".join(d.log)
 tap.ok(log.count("forecast error drift:") == 1 and "forecast error drift over" in log,
        "the episode is logged once when it starts and once when it ends", log[-800:])
+
+# The scores survive a restart: the state file, written at shutdown, read at start.
+state = tempfile.mkdtemp()
+args = ("--drift-baseline", "4", "--drift-recent", "3", "--state-dir", state)
+d = Daemon(*args)
+c = d.client()
+all(one_round(c, times, x, k) for k in range(7))
+before = c.call("metrics")["result"]["drift"]
+d.stop()
+path = os.path.join(state, "drift.json")
+with open(path) as f:
+    doc = json.load(f)
+tap.ok(doc.get("version") == 1 and len(doc["series"]) == 1
+       and not os.path.exists(path + ".tmp"),
+       "at shutdown the scores are written to STATE/drift.json (no temporary file left)", doc)
+d = Daemon(*args)
+after = d.client().call("metrics")["result"]["drift"]
+d.stop()
+tap.ok(after["rated"] == 1 and abs(after["ratio"] - before["ratio"]) < 1e-9
+       and any("restored" in ln for ln in d.log),
+       "a restart reads them back: the same ratio %.3f" % before["ratio"], (before, after))
 tap.done()
