@@ -37,9 +37,17 @@ typedef struct reload_job {
 } reload_job;
 static reload_job reload;
 
+/* Under systemd, what the wait is for while the compiled path warms. */
+static void warm_progress(void *ctx, int done, int total) {
+    const totod_config *cfg = ctx;
+    sd_notifyf(0, "STATUS=warming %s: %d/%d buckets", cfg->model, done, total);
+}
+
 static toto_model *open_model(const totod_config *cfg) {
     char err[512];
     toto_model_params p = toto_model_default_params();
+    p.warm_progress = warm_progress;
+    p.warm_progress_ctx = (void *)cfg;
     p.device = cfg->device;
     p.dtype = cfg->dtype;
     p.cpu_threads = (int)cfg->threads;

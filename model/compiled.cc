@@ -287,8 +287,12 @@ void CompiledContext::plan_and_warm() {
 #endif
     if (opt_.autotune)
         plan_.autotuned = tune_gemms(true);
-    for (auto &b : buckets_)
-        capture(*b);
+    const int total = int(buckets_.size()), every = std::max(1, total / 10);
+    for (size_t i = 0; i < buckets_.size(); i++) {
+        capture(*buckets_[i]);
+        if (opt_.progress && (int(i + 1) % every == 0 || int(i + 1) == total))
+            opt_.progress(opt_.progress_ctx, int(i + 1), total);
+    }
 #ifdef TOTO_TORCH_CUDA
     PathGraphOptions po;
     po.max_prefix = std::max(opt_.max_patches, kMinPatches);

@@ -27,8 +27,10 @@ namespace toto {
 
 struct CompiledOptions {
     torch::ScalarType compute_dtype = torch::kFloat32;
-    bool graphs = false;       // capture CUDA graphs (compile modes reduce-overhead, max-autotune)
-    bool autotune = false;     // max-autotune: time matrix-product algorithms at warm-up
+    bool graphs = false;   // capture CUDA graphs (compile modes reduce-overhead, max-autotune)
+    bool autotune = false; // max-autotune: time matrix-product algorithms at warm-up
+    void (*progress)(void *ctx, int done, int total) = nullptr; // as buckets warm
+    void *progress_ctx = nullptr;
     int64_t max_batch = 64;    // largest batch bucket
     int64_t max_patches = 128; // largest patch bucket
     int64_t max_variates = 8;  // largest variate bucket

@@ -104,6 +104,8 @@ open_compiled(const std::string &file, const toto_config &cfg, const toto_model_
     const std::string mode = p.compile_mode ? p.compile_mode : "reduce-overhead";
     o.graphs = mode_uses_graphs(mode);
     o.autotune = mode == "max-autotune";
+    o.progress = p.warm_progress;
+    o.progress_ctx = p.warm_progress_ctx;
     if (p.compile_max_batch > 0)
         o.max_batch = p.compile_max_batch;
     if (p.compile_max_patches > 0)
@@ -271,6 +273,8 @@ toto_model_params toto_model_default_params(void) {
     p.compile_max_patches = 0;
     p.compile_max_variates = 0;
     p.compile_budget = 0;
+    p.warm_progress = nullptr;
+    p.warm_progress_ctx = nullptr;
     return p;
 }
 

@@ -68,6 +68,10 @@ typedef struct toto_model_params {
     int compile_max_patches;
     int compile_max_variates;
     int compile_budget;
+    /* Called as the compiled path's buckets warm (done of total, from the
+     * opening thread), e.g. to tell systemd; NULL: not called. */
+    void (*warm_progress)(void *ctx, int done, int total);
+    void *warm_progress_ctx;
 } toto_model_params;
 
 typedef struct toto_model toto_model;
