@@ -88,6 +88,9 @@ static const setting settings[] = {
     {"shadow-fallback-after", NUM(KIND_INT, shadow_fallback_after, 1, 1000000), "N",
      "this many shadow checks in a row over the compiled path's tolerance make totod fall back "
      "to the eager path"},
+    {"shadow-idle-ms", NUM(KIND_INT, shadow_idle_ms, 0, 3600000), "MS",
+     "a shadow check runs only after nothing has been queued for this long, so that it delays "
+     "no client"},
     {"handoff-poll-us", NUM(KIND_INT, handoff_poll_us, 0, 100000), "US",
      "how long the loop and the worker poll, instead of sleeping, for a request or answer "
      "they expect (saves a thread wake-up each way; 0: always sleep)"},
@@ -159,6 +162,7 @@ static void defaults(totod_config *cfg) {
     cfg->drift_recent = 10;
     cfg->shadow_every = 100;
     cfg->shadow_fallback_after = 3;
+    cfg->shadow_idle_ms = 50;
     /* A thread wake-up costs 20-100 µs on a virtual machine; polling for as
      * long as a parse or an encode takes hides it (queue.h). */
     cfg->handoff_poll_us = 200;

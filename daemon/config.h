@@ -53,6 +53,7 @@ typedef struct totod_config {
     int64_t drift_max_series, drift_baseline, drift_recent;
     int64_t shadow_every;          /* shadow.h: one check per N compiled forecasts */
     int64_t shadow_fallback_after; /* scores over tolerance in a row to fall back */
+    int64_t shadow_idle_ms;        /* a check runs after this long with nothing queued */
     int64_t handoff_poll_us;       /* queue.h: polling for an expected hand-off */
     int64_t model_end_poll_us;     /* answer_poll.h: polling before a call ends */
     int64_t queue_limit;           /* queued requests; beyond: overloaded */

@@ -83,7 +83,8 @@ static int start_model(server *s, const totod_config *cfg) {
     toto_model *model = open_model(cfg);
     if (!model)
         return -1;
-    shadow_settings shadow = {(int)cfg->shadow_every, (int)cfg->shadow_fallback_after};
+    shadow_settings shadow = {(int)cfg->shadow_every, (int)cfg->shadow_fallback_after,
+                              (int)cfg->shadow_idle_ms};
     if (worker_init(&workers[0], 0, model, &s->queue, &s->done, &lim, &shadow)) {
         toto_model_free(model);
         log_msg(TLOG_ERR, "cannot set up the inference worker");

@@ -396,6 +396,20 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
     return n;
 }
 
+bool queue_idle_for(job_queue *q, uint64_t ns) {
+    uv_mutex_lock(&q->lock);
+    uint64_t until = uv_hrtime() + ns;
+    while (!q->ring && !q->closed && !q->kicked) {
+        uint64_t now = uv_hrtime();
+        if (now >= until)
+            break;
+        uv_cond_timedwait(&q->changed, &q->lock, until - now);
+    }
+    bool idle = !q->ring && !q->closed && !q->kicked;
+    uv_mutex_unlock(&q->lock);
+    return idle;
+}
+
 void queue_kick(job_queue *q) {
     uv_mutex_lock(&q->lock);
     q->kicked = true;

@@ -131,6 +131,10 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
 /* Removes and returns every queued job (a list), e.g. to answer them on shutdown. */
 job *queue_take_all(job_queue *q);
 
+/* True once nothing has been queued for ns (a worker's lull), false as soon
+ * as a job comes, the queue closes or queue_kick() is called. */
+bool queue_idle_for(job_queue *q, uint64_t ns);
+
 /* Makes a worker's pending or next queue_pop_batch() return at once (0 jobs
  * if none is queued), so that it sees what it was asked to do (a new model). */
 void queue_kick(job_queue *q);

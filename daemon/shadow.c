@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void shadow_init(shadow_check *s, int every, int fallback_after, const char *compute_dtype) {
-    *s = (shadow_check){.every = every, .fallback_after = fallback_after};
+void shadow_init(shadow_check *s, int every, int fallback_after, int idle_ms,
+                 const char *compute_dtype) {
+    *s = (shadow_check){.every = every, .fallback_after = fallback_after, .idle_ms = idle_ms};
     s->tolerance = compute_dtype && strcmp(compute_dtype, "bfloat16") == 0 ? 2e-2 : 1e-3;
 #ifdef TOTO_FAULT_INJECTION
     const char *offset = getenv("TOTO_FAULT_SHADOW_OFFSET");

@@ -7,8 +7,9 @@
  * compiled path's tolerance (2e-2 in bfloat16, 1e-3 otherwise: the compiled
  * path's accuracy gates) say the compiled path has gone wrong.
  *
- * Runs on the worker's thread only, while nothing is queued: a request that
- * arrives during a check waits for it (two mean forecasts of one series).
+ * Runs on the worker's thread only, in a lull (nothing queued for idle_ms):
+ * a request that arrives during a check waits for it (two mean forecasts of
+ * one series), which under load does not happen.
  */
 #ifndef TOTOD_SHADOW_H
 #define TOTOD_SHADOW_H
@@ -21,6 +22,7 @@
 typedef struct shadow_check {
     int every;          /* one check per this many compiled forecasts; 0: off */
     int fallback_after; /* scores in a row above tolerance that mean trouble */
+    int idle_ms;        /* a check runs after nothing has been queued this long */
     double tolerance;
     double fault_offset; /* test builds: added to every score */
     uint64_t seen;       /* compiled forecasts since the last one kept */
@@ -34,7 +36,8 @@ typedef struct shadow_score {
     bool over;         /* above tolerance */
 } shadow_score;
 
-void shadow_init(shadow_check *s, int every, int fallback_after, const char *compute_dtype);
+void shadow_init(shadow_check *s, int every, int fallback_after, int idle_ms,
+                 const char *compute_dtype);
 void shadow_free(shadow_check *s);
 /* A compiled forecast of r was answered: maybe keep its context (copied). */
 void shadow_offer(shadow_check *s, const toto_request *r, int patch_size);

@@ -21,7 +21,8 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
     uv_mutex_unlock(&queue->lock);
     toto_model_get_info(model, &w->info);
     shadow_init(&w->shadow, w->info.compile.available && shadow ? shadow->every : 0,
-                shadow ? shadow->fallback_after : 0, w->info.compile.compute_dtype);
+                shadow ? shadow->fallback_after : 0, shadow ? shadow->idle_ms : 0,
+                w->info.compile.compute_dtype);
 #ifdef TOTO_FAULT_INJECTION
     const char *fails = getenv("TOTO_FAULT_COMPILED_FAILS");
     w->fault_compiled_fails = fails ? atoi(fails) : 0;
@@ -323,10 +324,10 @@ static void take_offered_model(worker *w) {
     toto_model *old = w->model;
     __atomic_store_n(&w->model, next, __ATOMIC_RELEASE);
     toto_model_get_info(next, &w->info);
-    int every = w->shadow.every, after = w->shadow.fallback_after;
+    shadow_check was = w->shadow;
     shadow_free(&w->shadow);
-    shadow_init(&w->shadow, w->info.compile.available ? every : 0, after,
-                w->info.compile.compute_dtype);
+    shadow_init(&w->shadow, w->info.compile.available ? was.every : 0, was.fallback_after,
+                was.idle_ms, w->info.compile.compute_dtype);
     uv_mutex_lock(&w->stats_lock);
     w->retired = old;
     w->stats.on_fallback = false; /* a new model starts on its own path */
@@ -343,8 +344,10 @@ static void worker_main(void *arg) {
     job *batch, *expired;
     for (;;) {
         take_offered_model(w);
-        if (w->shadow.pending && queue_depth(w->queue) == 0)
-            run_shadow(w); /* only while idle */
+        /* Only in a lull: a check waits for nothing queued for idle_ms, so that
+         * closed-loop clients between two requests do not wait for it. */
+        if (w->shadow.pending && queue_idle_for(w->queue, (uint64_t)w->shadow.idle_ms * 1000000u))
+            run_shadow(w);
         const int64_t waited = w->refill.target;
         int n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired);
         if (n < 0)

@@ -66,7 +66,7 @@ typedef struct worker {
 /* Shadow checks (shadow.h): one in every compiled forecasts (0: none), and
  * fallback_after scores in a row over tolerance make the worker fall back. */
 typedef struct shadow_settings {
-    int every, fallback_after;
+    int every, fallback_after, idle_ms;
 } shadow_settings;
 
 int worker_init(worker *w, int index, toto_model *model, job_queue *queue, completion_queue *done,

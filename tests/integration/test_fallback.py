@@ -78,7 +78,7 @@ def one_at_a_time(d, n, until=None):
 
 
 def shadows_agree():
-    d = Daemon("--shadow-every", "1", binary=TOTOD_FAULTY)
+    d = Daemon("--shadow-every", "1", "--shadow-idle-ms", "10", binary=TOTOD_FAULTY)
     one_at_a_time(d, 5)
     time.sleep(0.2)
     m = shadow_metrics(d)
@@ -90,8 +90,22 @@ def shadows_agree():
     d.stop()
 
 
+def shadows_wait_for_a_lull():
+    """Under a steady stream of requests (gaps far below shadow-idle-ms) no check runs."""
+    d = Daemon("--shadow-every", "1", "--shadow-idle-ms", "2000", binary=TOTOD_FAULTY)
+    one_at_a_time(d, 8)
+    busy = shadow_metrics(d)["shadow"]["checks"]
+    time.sleep(2.5)
+    lull = shadow_metrics(d)["shadow"]["checks"]
+    tap.ok(busy == 0 and lull == 1,
+           "shadow checks wait for a lull: none between requests, one after 2 s idle (%d, %d)"
+           % (busy, lull))
+    d.stop()
+
+
 def shadows_diverge():
-    d = Daemon("--shadow-every", "1", "--shadow-fallback-after", "2", binary=TOTOD_FAULTY,
+    d = Daemon("--shadow-every", "1", "--shadow-idle-ms", "10", "--shadow-fallback-after", "2",
+               binary=TOTOD_FAULTY,
                env={"TOTO_FAULT_SHADOW_OFFSET": "0.5"})
     c = d.client()
     one_at_a_time(d, 10, until=lambda: c.call("health")["result"]["path"] == "eager")
@@ -110,5 +124,6 @@ def shadows_diverge():
 fallback()
 no_compiled_path()
 shadows_agree()
+shadows_wait_for_a_lull()
 shadows_diverge()
 tap.done()
