@@ -25,7 +25,9 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
                 w->info.compile.compute_dtype);
 #ifdef TOTO_FAULT_INJECTION
     const char *fails = getenv("TOTO_FAULT_COMPILED_FAILS");
+    const char *stuck = getenv("TOTO_FAULT_STUCK_MS");
     w->fault_compiled_fails = fails ? atoi(fails) : 0;
+    w->fault_stuck_ms = stuck ? atoi(stuck) : 0;
 #endif
     return uv_mutex_init(&w->stats_lock) ? -1 : 0;
 }
@@ -134,6 +136,10 @@ static bool on_compiled_path(worker *w) {
 
 static int forecast_once(worker *w, answered_batch *b, char *err, size_t err_len) {
 #ifdef TOTO_FAULT_INJECTION
+    if (w->fault_stuck_ms > 0) { /* a hung call, once: the systemd watchdog must notice */
+        uv_sleep((unsigned)w->fault_stuck_ms);
+        w->fault_stuck_ms = 0;
+    }
     if (w->fault_compiled_fails > 0 && on_compiled_path(w)) {
         w->fault_compiled_fails--;
         snprintf(err, err_len, "injected fault: the compiled path failed (a test build)");

@@ -55,6 +55,7 @@ typedef struct worker {
     bool expect_completions;  /* hand-off polling is on: wake the loop before encoding */
     answer_encoder encoder;   /* encodes a batch while the next one runs (encoder.h) */
     int fault_compiled_fails; /* test builds (TOTO_FAULT_INJECTION): model calls to fail */
+    int fault_stuck_ms;       /* test builds: the next model call hangs this long first */
     shadow_check shadow;      /* worker thread only */
     uv_thread_t thread;
     bool started;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """totod under systemd: the watchdog pings (stopped while a model call hangs
-longer than WatchdogSec), socket activation through systemd-socket-activate,
-and the unit files checked by systemd-analyze verify (TAP)."""
+longer than WatchdogSec: totod-faulty's TOTO_FAULT_STUCK_MS), STATUS lines,
+reload on SIGHUP under load, socket activation through
+systemd-socket-activate, and the unit files checked by systemd-analyze
+verify (TAP)."""
 
 import json
 import os
@@ -14,7 +16,8 @@ import time
 
 import threading
 
-from totod_harness import TINY_A, TINY_B, TOTOD, Daemon, Tap, forecast, line, series
+from totod_harness import (TINY_A, TINY_B, TOTOD, TOTOD_FAULTY, Daemon, Tap, forecast, line,
+                           series)
 
 tap = Tap()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,34 +42,26 @@ def messages(ns, seconds):
     return out
 
 
-# A request slow enough on the CPU to outlast a short watchdog interval.
-SLOW = {"series": series(1, 512), "prediction_length": 512, "num_samples": 512}
-
-
-def slow_call_seconds(d):
-    a = d.client().call("forecast", SLOW)
-    return a["result"]["timing"]["model_ms"] / 1e3
-
-
 def watchdog():
-    probe = Daemon()
-    t = slow_call_seconds(probe)
-    probe.stop()
-    interval = max(0.05, t / 3)  # the call outlasts the interval threefold
+    """A stuck worker (totod-faulty: TOTO_FAULT_STUCK_MS hangs the first model
+    call 1.2 s) stops the pings of a 0.3 s watchdog; they resume after it."""
+    interval, stuck = 0.3, 1.2
     ns, path = notify_socket()
-    d = Daemon(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(interval * 1e6))})
+    d = Daemon(binary=TOTOD_FAULTY,
+               env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(int(interval * 1e6)),
+                    "TOTO_FAULT_STUCK_MS": str(int(stuck * 1e3))})
     idle = [m for m in messages(ns, 4 * interval) if "WATCHDOG=1" in m[1]]
     tap.ok(len(idle) >= 3, "WATCHDOG=1 every quarter interval while idle (%d in %.2f s)"
            % (len(idle), 4 * interval))
     c = d.client()
-    c.send(forecast(1, SLOW))
-    busy = messages(ns, t + 2 * interval)
+    c.send(forecast(1, {"series": series(1, 64), "prediction_length": 8}))
+    busy = messages(ns, stuck + 2 * interval)
     answer = c.recv()
     pings = [when for when, text in busy if "WATCHDOG=1" in text]
     gaps = [b - a for a, b in zip(pings, pings[1:])]
-    tap.ok("result" in answer and gaps and max(gaps) > interval,
-           "no pings while one model call outlasts the interval (longest gap %.2f s, "
-           "interval %.2f s, call %.2f s)" % (max(gaps or [0]), interval, t))
+    tap.ok("result" in answer and gaps and max(gaps) > 2 * interval,
+           "a stuck worker: no pings while its call hangs (longest gap %.2f s, interval %.2f s)"
+           % (max(gaps or [0]), interval))
     after = [m for m in messages(ns, 2 * interval) if "WATCHDOG=1" in m[1]]
     tap.ok(len(after) >= 2, "pings resume once the call is answered (%d)" % len(after))
     d.stop()
@@ -81,8 +76,8 @@ def status_lines():
     d = Daemon("--latency-objective-ms", "1", env={"NOTIFY_SOCKET": path})
     c = d.client()
     for i in range(12):
-        c.call("forecast", SLOW if i == 0 else {"series": series(1, 256), "prediction_length": 128,
-                                                "num_samples": 128})
+        c.call("forecast", {"series": series(1, 256), "prediction_length": 128,
+                            "num_samples": 128})
     got = [text for _, text in messages(ns, 3.0)]
     degraded = [t for t in got if t.startswith("STATUS=degraded: p99 latency")]
     tap.ok(degraded and "latency-objective-ms 1" in degraded[0],
