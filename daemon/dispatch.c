@@ -129,8 +129,9 @@ static int parse_daemon_fields(const json_t *params, job *j, proto_error *err) {
 static int prepare_forecast(server *s, const json_t *params, proto_numbers *numbers, job *j,
                             proto_error *err) {
     char message[512];
-    if (parse_daemon_fields(params, j, err) || observe_parse_time_axis(params, j, err) ||
-        proto_forecast_parse_numbers(params, numbers, &j->req, err))
+    if (parse_daemon_fields(params, j, err) ||
+        proto_forecast_parse_numbers(params, numbers, &j->req, err) ||
+        observe_parse_time_axis(params, j, err))
         return -1;
     int rc =
         toto_request_validate(worker_model(&s->workers[0]), &j->req.req, message, sizeof message);

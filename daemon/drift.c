@@ -125,15 +125,18 @@ static void add_score(drift_tracker *d, series *s, double score) {
         s->recent_n++;
 }
 
-int drift_observe(drift_tracker *d, const char *key, double start, double interval, int V, int n,
-                  const double *values) {
+/* Scores values [V][n] at times[j] (or start + j * interval when times is NULL). */
+static int observe(drift_tracker *d, const char *key, const double *times, double start,
+                   double interval, int V, int n, const double *values) {
     series *s = find(d, key, false);
-    if (!s || !s->mean || V != s->V || fabs(interval - s->interval) > 1e-9 * fabs(interval))
+    if (!s || !s->mean || V != s->V ||
+        (!times && fabs(interval - s->interval) > 1e-9 * fabs(interval)))
         return 0;
     double sum = 0;
     int scored = 0;
     for (int j = 0; j < n; j++) {
-        double at = (start + (double)j * interval - s->first) / interval, step = round(at);
+        double t = times ? times[j] : start + (double)j * interval;
+        double at = (t - s->first) / s->interval, step = round(at);
         if (fabs(at - step) > 1e-6 || step < 0 || step >= s->h)
             continue;
         for (int v = 0; v < V; v++) {
@@ -149,6 +152,16 @@ int drift_observe(drift_tracker *d, const char *key, double start, double interv
     if (scored)
         add_score(d, s, sum / scored);
     return scored;
+}
+
+int drift_observe(drift_tracker *d, const char *key, double start, double interval, int V, int n,
+                  const double *values) {
+    return observe(d, key, NULL, start, interval, V, n, values);
+}
+
+int drift_observe_at(drift_tracker *d, const char *key, const double *times, int V, int n,
+                     const double *values) {
+    return observe(d, key, times, 0, 0, V, n, values);
 }
 
 static bool rated(const drift_tracker *d, const series *s, double *base, double *recent) {

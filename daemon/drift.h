@@ -46,6 +46,9 @@ int drift_remember(drift_tracker *d, const char *key, double start, double inter
  * number of remembered steps they scored (each is scored once). */
 int drift_observe(drift_tracker *d, const char *key, double start, double interval, int V, int n,
                   const double *values);
+/* The same with each value's time given: times [n]. */
+int drift_observe_at(drift_tracker *d, const char *key, const double *times, int V, int n,
+                     const double *values);
 drift_status drift_check(const drift_tracker *d);
 /* {"tracked", "rated", "ratio", "over", "threshold", "worst": {"series_id", "ratio"}} */
 json_t *drift_to_json(const drift_tracker *d);

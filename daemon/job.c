@@ -26,6 +26,7 @@ void job_free(job *j) {
     json_decref(j->series_id);
     proto_forecast_request_free(&j->req);
     free(j->drift_scale);
+    free(j->times);
     free(j->drift_mean);
     if (j->response != rpc_oom_text)
         free(j->response);

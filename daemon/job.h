@@ -31,7 +31,8 @@ typedef struct job {
     uint64_t received_ns; /* uv_hrtime() when the line was read */
     uint64_t deadline_ns; /* 0: none */
     /* Forecast error drift (observe.h): the time axis, and what remembering needs. */
-    bool timed;             /* start and interval were given */
+    bool timed;             /* start and interval (or timestamps) were given */
+    double *times;          /* the context's timestamps [n_steps] when given; owned */
     double start, interval; /* the first context step's time; the step */
     int drift_V, drift_T, drift_h;
     double *drift_scale; /* [V], owned; set when the forecast is tracked */

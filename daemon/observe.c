@@ -27,10 +27,46 @@ static void key_of(const json_t *series_id, char *key, size_t len) {
         snprintf(key, len, "%lld", (long long)json_integer_value(series_id));
 }
 
-static int parse_axis(const json_t *params, double *start, double *interval, bool *timed,
-                      proto_error *err) {
+/* A time axis: start + i * interval, or the given times [n] (then start is
+ * times[0] and interval the last step). */
+typedef struct time_axis {
+    bool timed;
+    double start, interval;
+    double *times; /* owned by the caller once parsed */
+} time_axis;
+
+static int parse_timestamps(const json_t *ts, int n, time_axis *ax, proto_error *err) {
+    const char *want = "expected increasing finite numbers, one per step (at least 2)";
+    if (!json_is_array(ts) || json_array_size(ts) != (size_t)n || n < 2)
+        return field_error(err, "timestamps", want);
+    ax->times = malloc((size_t)n * sizeof *ax->times);
+    if (!ax->times)
+        return field_error(err, "timestamps", "out of memory");
+    for (int i = 0; i < n; i++) {
+        const json_t *t = json_array_get(ts, (size_t)i);
+        double v = json_is_number(t) ? json_number_value(t) : NAN;
+        if (!isfinite(v) || (i > 0 && !(v > ax->times[i - 1]))) {
+            free(ax->times);
+            ax->times = NULL;
+            return field_error(err, "timestamps", want);
+        }
+        ax->times[i] = v;
+    }
+    ax->start = ax->times[0];
+    ax->interval = ax->times[n - 1] - ax->times[n - 2];
+    ax->timed = true;
+    return 0;
+}
+
+/* start and interval, or timestamps for n steps; neither: not timed. */
+static int parse_axis(const json_t *params, int n, time_axis *ax, proto_error *err) {
     const json_t *a = json_object_get(params, "start"), *b = json_object_get(params, "interval");
-    *timed = false;
+    const json_t *ts = json_object_get(params, "timestamps");
+    *ax = (time_axis){0};
+    if (ts && (a || b))
+        return field_error(err, "timestamps", "give timestamps, or start and interval, not both");
+    if (ts)
+        return parse_timestamps(ts, n, ax, err);
     if (!a && !b)
         return 0;
     if (!a || !json_is_number(a) || !isfinite(json_number_value(a)))
@@ -39,14 +75,23 @@ static int parse_axis(const json_t *params, double *start, double *interval, boo
     if (!b || !json_is_number(b) || !(json_number_value(b) > 0) || !isfinite(json_number_value(b)))
         return field_error(err, "interval",
                            "expected a positive finite number (time between steps), with start");
-    *start = json_number_value(a);
-    *interval = json_number_value(b);
-    *timed = true;
+    ax->start = json_number_value(a);
+    ax->interval = json_number_value(b);
+    ax->timed = true;
     return 0;
 }
 
 int observe_parse_time_axis(const json_t *params, job *j, proto_error *err) {
-    return parse_axis(params, &j->start, &j->interval, &j->timed, err);
+    time_axis ax;
+    const int T = j->req.req.n_steps;
+    if (parse_axis(params, T, &ax, err))
+        return -1;
+    j->timed = ax.timed;
+    j->times = ax.times;
+    j->interval = ax.interval;
+    /* The predicted steps follow the context's last at the interval. */
+    j->start = ax.times ? ax.times[T - 1] - (double)(T - 1) * ax.interval : ax.start;
+    return 0;
 }
 
 void observe_forecast_accepted(server *s, job *j) {
@@ -56,7 +101,11 @@ void observe_forecast_accepted(server *s, job *j) {
     char key[300];
     key_of(j->series_id, key, sizeof key);
     char why[512];
-    if (drift_observe(s->drift, key, j->start, j->interval, r->n_variates, r->n_steps, r->values))
+    int scored =
+        j->times ? drift_observe_at(s->drift, key, j->times, r->n_variates, r->n_steps, r->values)
+                 : drift_observe(s->drift, key, j->start, j->interval, r->n_variates, r->n_steps,
+                                 r->values);
+    if (scored)
         observe_drift_reason(s, why, sizeof why); /* logs an episode's start or end now */
     j->drift_scale = malloc((size_t)r->n_variates * sizeof *j->drift_scale);
     if (j->drift_scale)
@@ -113,8 +162,8 @@ static int parse_values(const json_t *values, int *V, int *n, double **out, prot
 
 json_t *observe_method(server *s, const json_t *params, proto_error *err) {
     const json_t *series_id = json_object_get(params, "series_id");
-    double start = 0, interval = 0, *values = NULL;
-    bool timed;
+    double *values = NULL;
+    time_axis ax;
     int V, n;
     if (!json_is_object(params)) {
         field_error(err, "params", "expected an object");
@@ -125,21 +174,21 @@ json_t *observe_method(server *s, const json_t *params, proto_error *err) {
         field_error(err, "series_id", "expected a string of at most 256 bytes, or an integer");
         return NULL;
     }
-    if (parse_axis(params, &start, &interval, &timed, err))
-        return NULL;
-    if (!timed) {
-        field_error(err, "start",
-                    "expected a finite number (the first value's time), with "
-                    "interval");
-        return NULL;
-    }
     if (parse_values(json_object_get(params, "values"), &V, &n, &values, err))
         return NULL;
-    char key[300];
+    if (parse_axis(params, n, &ax, err) ||
+        (!ax.timed && field_error(err, "start",
+                                  "expected a finite number (the first value's time) with "
+                                  "interval, or timestamps"))) {
+        free(values);
+        return NULL;
+    }
+    char key[300], why[512];
     key_of(series_id, key, sizeof key);
-    int scored = drift_observe(s->drift, key, start, interval, V, n, values);
+    int scored = ax.times ? drift_observe_at(s->drift, key, ax.times, V, n, values)
+                          : drift_observe(s->drift, key, ax.start, ax.interval, V, n, values);
     free(values);
-    char why[512];
+    free(ax.times);
     if (scored)
         observe_drift_reason(s, why, sizeof why); /* logs an episode's start or end now */
     return json_pack("{s:i}", "scored", scored);

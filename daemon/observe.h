@@ -14,7 +14,10 @@
 
 typedef struct server server;
 
-/* start and interval of params (both or neither) into j. 0, or -1 (err names the field). */
+/* The time axis of a parsed forecast's params into j: start and interval
+ * (both or neither), or timestamps (one per context step, increasing; the
+ * predicted steps follow the last at its last interval). 0, or -1 (err
+ * names the field). */
 int observe_parse_time_axis(const json_t *params, job *j, proto_error *err);
 /* j was accepted: its context scores earlier forecasts; it keeps its scale
  * to be remembered once answered. */

@@ -25,7 +25,8 @@
 #define MAX_QUANTILE_LEVELS 99
 
 /* Fields of params that the daemon reads; the codec accepts and ignores them. */
-static const char *const daemon_fields[] = {"timeout_ms", "series_id", "start", "interval"};
+static const char *const daemon_fields[] = {"timeout_ms", "series_id", "start", "interval",
+                                            "timestamps"};
 static const char *const forecast_fields[] = {
     "series", "groups", "prediction_length", "num_samples", "quantiles", "seed", "return_samples"};
 

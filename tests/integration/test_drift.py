@@ -65,6 +65,17 @@ m = c.call("metrics")["result"]["drift"]
 h = c.call("health")["result"]
 tap.ok(ok and not m["drifting"] and h["status"] == "ok",
        "true actuals again: recovered (ratio %.2f), health ok" % m.get("ratio", -1), (m, h))
+# Explicit timestamps instead of start and interval, in forecast and observe alike.
+r = c.call("forecast", {"series": x[:CONTEXT], "prediction_length": HORIZON,
+                        "series_id": "ETTh1/OT-ts", "timestamps": times[:CONTEXT]})
+o = c.call("observe", {"series_id": "ETTh1/OT-ts", "timestamps": times[CONTEXT:CONTEXT + 5],
+                       "values": x[CONTEXT:CONTEXT + 5]})
+wrong = c.call("forecast", {"series": x[:CONTEXT], "prediction_length": HORIZON,
+                            "series_id": "s", "timestamps": times[:CONTEXT - 1]})
+tap.ok("result" in r and o.get("result", {}).get("scored") == 5
+       and wrong.get("error", {}).get("data", {}).get("field") == "timestamps",
+       "timestamps: a forecast and its actuals matched by time (5 scored); one per step or "
+       "-32602 naming timestamps", (o, wrong))
 bad = c.call("observe", {"series_id": "ETTh1/OT", "start": 0, "values": [1.0]})
 tap.ok(bad.get("error", {}).get("data", {}).get("field") in ("start", "interval"),
        "observe without interval: -32602 naming the field", bad)
