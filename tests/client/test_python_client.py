@@ -507,6 +507,28 @@ def check_numpy(tap, daemon):
               "numpy arrays in (NaN as missing), numpy arrays out with as_numpy=True")
 
 
+def check_drift_and_admin(tap, daemon):
+    import datetime
+    hours = [20.0 + (i % 24) * 0.5 for i in range(72)]
+    t0 = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    step = datetime.timedelta(hours=1)
+    with Client("unix:" + daemon.sock, timeout=30) as c:
+        fc = c.forecast(hours[:48], 6, series_id="py-drift", start=t0, interval=step)
+        scored = c.observe("py-drift", hours[48:54], start=t0 + 48 * step, interval=step)
+        again = c.observe("py-drift", hours[48:54],
+                          timestamps=[t0 + (48 + i) * step for i in range(6)])
+        tracked = c.metrics()["drift"]["tracked"]
+        tap.check(fc.mean is not None and scored == 6 and again == 0 and tracked >= 1,
+                  "forecast with a time axis (datetime, timedelta), observe() scores its 6 steps "
+                  "once (start+interval, then timestamps)", (scored, again, tracked))
+        try:
+            c.observe("py-drift", [1.0])
+            tap.check(False, "observe() without a time axis raises InvalidParams")
+        except toto_client.InvalidParams as exc:
+            tap.check("start" in str(exc), "observe() without a time axis raises InvalidParams naming start", exc)
+        tap.check(c.use_compiled() == "compiled", "use_compiled(): the daemon is on its compiled path")
+
+
 def main():
     tap = Tap()
     check_machinery(tap)
@@ -525,6 +547,7 @@ def main():
         check_pipelining(tap, daemon)
         check_errors(tap, daemon)
         check_numpy(tap, daemon)
+        check_drift_and_admin(tap, daemon)
         tap.check(daemon.proc.poll() is None, "totod is still running after all that", daemon.log_text())
     except Exception as exc:  # noqa: BLE001 - report, don't crash the TAP stream
         import traceback

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from ._connection import Call, Connection, deadline_after, remaining
 from . import errors as _errors
-from ._forecast import Forecast, forecast_params
+from ._forecast import Forecast, encode_series, forecast_params, time_axis
 from .errors import (
     ConnectionError,
     DeadlineExceeded,
@@ -40,7 +40,8 @@ from .errors import (
 __version__ = "0.1.0"
 
 # forecast()'s keyword arguments that are protocol params (forecast_params()'s).
-_FORECAST_OPTIONS = ("num_samples", "quantiles", "seed", "return_samples", "groups", "timeout_ms", "series_id")
+_FORECAST_OPTIONS = ("num_samples", "quantiles", "seed", "return_samples", "groups", "timeout_ms", "series_id",
+                     "start", "interval", "timestamps")
 
 __all__ = ["Client", "Call", "Forecast"] + [name for name in _errors.__all__ if name != "error_from_response"]
 
@@ -132,6 +133,28 @@ class Client:
         """The daemon's counters and latency histograms."""
         return self.call("metrics", {}, timeout=timeout)
 
+    def observe(
+        self,
+        series_id: Any,
+        values: Any,
+        *,
+        start: Any = None,
+        interval: Any = None,
+        timestamps: Any = None,
+        timeout: Any = _DEFAULT,
+    ) -> int:
+        """Actual values of a series ([n] or [V][n]; None/NaN missing) at the
+        times ``start + i * interval`` or ``timestamps``: the daemon scores its
+        remembered forecasts of ``series_id`` with them (forecast error drift).
+        Returns how many forecast steps they scored."""
+        params = {"series_id": series_id, "values": encode_series(values)}
+        params.update(time_axis(start, interval, timestamps))
+        return self.call("observe", params, timeout=timeout)["scored"]
+
+    def use_compiled(self, *, timeout: Any = _DEFAULT) -> str:
+        """After the daemon fell back to its eager path: back to the compiled one."""
+        return self.call("use_compiled", {}, timeout=timeout)["path"]
+
     # -- forecasts ----------------------------------------------------------------
 
     def forecast(
@@ -146,6 +169,9 @@ class Client:
         groups: Optional[Iterable[int]] = None,
         timeout_ms: Optional[int] = None,
         series_id: Any = None,
+        start: Any = None,
+        interval: Any = None,
+        timestamps: Any = None,
         as_numpy: bool = False,
         timeout: Any = _DEFAULT,
     ) -> Forecast:
@@ -155,6 +181,10 @@ class Client:
         is the daemon-side budget (DeadlineExceeded if the request waited
         longer in its queue), ``timeout`` the client-side one in seconds
         (TimeoutError). ``as_numpy`` returns numpy arrays instead of lists.
+        With ``series_id`` and a time axis (``start`` and ``interval``:
+        numbers in seconds, or a datetime and a timedelta; or one of
+        ``timestamps`` per step) the daemon remembers the forecast and
+        scores it against the values observe() brings later (drift).
         """
         params = forecast_params(series, prediction_length, **self._options(locals()))
         convert = _forecast_converter(as_numpy)
@@ -172,6 +202,9 @@ class Client:
         groups: Optional[Iterable[int]] = None,
         timeout_ms: Optional[int] = None,
         series_id: Any = None,
+        start: Any = None,
+        interval: Any = None,
+        timestamps: Any = None,
         as_numpy: bool = False,
         timeout: Any = _DEFAULT,
     ) -> Call:

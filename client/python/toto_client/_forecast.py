@@ -24,6 +24,9 @@ def forecast_params(
     groups: Any = None,
     timeout_ms: Any = None,
     series_id: Any = None,
+    start: Any = None,
+    interval: Any = None,
+    timestamps: Any = None,
 ) -> Dict[str, Any]:
     """The ``params`` object of a forecast request; optional fields only when set."""
     params: Dict[str, Any] = {
@@ -44,7 +47,22 @@ def forecast_params(
         params["timeout_ms"] = _integer(timeout_ms, "timeout_ms")
     if series_id is not None:
         params["series_id"] = series_id
+    params.update(time_axis(start, interval, timestamps))
     return params
+
+
+def time_axis(start: Any, interval: Any, timestamps: Any) -> Dict[str, Any]:
+    """start and interval (numbers, or datetime/timedelta), or timestamps, as params."""
+    out: Dict[str, Any] = {}
+    if start is not None:
+        out["start"] = start.timestamp() if hasattr(start, "timestamp") else _number(start, "start")
+    if interval is not None:
+        seconds = interval.total_seconds() if hasattr(interval, "total_seconds") else interval
+        out["interval"] = _number(seconds, "interval")
+    if timestamps is not None:
+        out["timestamps"] = [t.timestamp() if hasattr(t, "timestamp") else _number(t, "timestamps[%d]" % i)
+                             for i, t in enumerate(_plain(timestamps))]
+    return out
 
 
 def encode_series(series: Any) -> List[Any]:
