@@ -89,15 +89,6 @@ static const char *status_of(server *s, const json_t *reasons) {
     return reasons && json_array_size(reasons) > 0 ? "degraded" : "ok";
 }
 
-const char *methods_health_status(server *s) {
-    json_t *reasons = json_array();
-    if (reasons && s->n_workers > 0)
-        degraded_reasons(s, reasons);
-    const char *status = status_of(s, reasons);
-    json_decref(reasons);
-    return status;
-}
-
 json_t *methods_health(server *s) {
     if (s->n_workers > 0) /* the path may have changed (a fallback, use_compiled) */
         toto_model_get_info(worker_model(&s->workers[0]), &s->info);

@@ -9,8 +9,6 @@
 
 #include "server.h"
 
-/* "ok", "degraded" or "starting"; see protocol/PROTOCOL.md. */
-const char *methods_health_status(server *s);
 json_t *methods_health(server *s);
 json_t *methods_info(server *s);
 json_t *methods_metrics(server *s);

@@ -173,13 +173,14 @@ static bool failed_by_model(int rc, const toto_result *res) {
  * and the batch runs again there, so no request fails for it.
  */
 static int forecast_or_fall_back(worker *w, answered_batch *b, char *err, size_t err_len) {
-    const bool compiled = on_compiled_path(w);
     int rc = forecast_once(w, b, err, err_len);
     bool failed = false;
-    for (int i = 0; compiled && i < b->n; i++)
+    for (int i = 0; i < b->n; i++)
         failed |= failed_by_model(rc, &b->results[i]);
+    /* The path is looked up only after a failure: the answered batch needs nothing more. */
     char why[512];
-    if (!failed || toto_model_set_path(w->model, "eager", why, sizeof why) != TOTO_OK)
+    if (!failed || !on_compiled_path(w) ||
+        toto_model_set_path(w->model, "eager", why, sizeof why) != TOTO_OK)
         return rc;
     snprintf(why, sizeof why, "%s", err);
     for (int i = 0; rc == TOTO_OK && i < b->n; i++)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_series.h"
 #include "toto.h"
 
 typedef struct workload {
@@ -67,12 +68,8 @@ static int cmp_double(const void *a, const void *b) {
 /* Daily and weekly seasonality with a trend and deterministic noise. */
 static double *make_values(int variates, int context, unsigned seed) {
     double *v = malloc(sizeof(double) * (size_t)variates * (size_t)context);
-    for (int i = 0; v && i < variates * context; i++) {
-        int t = i % context;
-        seed = seed * 1664525u + 1013904223u;
-        double noise = ((seed >> 9) & 0xffff) / 65536.0 - 0.5;
-        v[i] = 10 + 0.01 * t + 3 * sin(t * 2 * M_PI / 24) + sin(t * 2 * M_PI / 168) + noise;
-    }
+    if (v)
+        bench_series_fill(v, variates, context, seed);
     return v;
 }
 

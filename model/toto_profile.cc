@@ -17,6 +17,7 @@
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
+#include "bench_series.h"
 #include "toto.h"
 
 namespace {
@@ -66,17 +67,10 @@ bool parse(int argc, char **argv, Options &o) {
            o.horizon > 0 && o.samples >= 0 && o.repeat > 0;
 }
 
-// The series toto-bench uses: daily and weekly seasonality, trend, noise.
+// The series toto-bench forecasts (bench_series.h).
 std::vector<double> make_values(int variates, int context) {
     std::vector<double> v(size_t(variates) * size_t(context));
-    unsigned seed = 1;
-    for (size_t i = 0; i < v.size(); i++) {
-        const int t = int(i % size_t(context));
-        seed = seed * 1664525u + 1013904223u;
-        const double noise = ((seed >> 9) & 0xffff) / 65536.0 - 0.5;
-        v[i] =
-            10 + 0.01 * t + 3 * std::sin(t * 2 * M_PI / 24) + std::sin(t * 2 * M_PI / 168) + noise;
-    }
+    bench_series_fill(v.data(), variates, context, 1);
     return v;
 }
 
