@@ -113,7 +113,7 @@ static json_t *compile_json(server *s) {
         return json_null();
     toto_model_get_info(worker_model(&s->workers[0]), &info);
     const toto_compile_stats *c = &info.compile;
-    return json_pack(
+    json_t *out = json_pack(
         "{s:b, s:s, s:b, s:b, s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "available",
         c->available, "path", info.path, "graphs", c->graphs, "autotuned", c->autotuned, "mode",
         c->mode, "compute_dtype", c->compute_dtype, "buckets", (json_int_t)c->buckets, "warmup_ms",
@@ -121,6 +121,11 @@ static json_t *compile_json(server *s) {
         (json_int_t)c->captures_after_warmup, "runs", (json_int_t)c->runs, "split_runs",
         (json_int_t)c->split_runs, "eager_fallbacks", (json_int_t)c->eager_fallbacks,
         "path_buckets", (json_int_t)c->path_buckets, "path_runs", (json_int_t)c->path_runs);
+    if (c->autotuned && out)
+        json_object_set_new(out, "gemm",
+                            json_pack("{s:s, s:f, s:f}", "backend", c->gemm_backend, "cublas_ms",
+                                      c->gemm_ms[0], "cublaslt_ms", c->gemm_ms[1]));
+    return out;
 }
 
 static json_t *model_json(server *s) {

@@ -9,8 +9,8 @@
 
 #ifdef TOTO_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
-#ifdef TOTO_HAVE_TUNABLEOP
-#include <ATen/cuda/tunable/Tunable.h>
+#ifdef TOTO_HAVE_BLAS_BACKEND
+#include <ATen/Context.h>
 #endif
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -78,38 +78,49 @@ CompiledContext::CompiledContext(std::unique_ptr<Network> net, const CompiledOpt
     if (!net_->device().is_cuda())
         opt_.graphs = false;
     net_->use_fused_kernels(net_->device().is_cuda());
-    // On the CPU the head's unembedding is most of a forecast's weight
-    // traffic (38 M of 151 M parameters): fold it. On the GPU only with
-    // TOTO_FOLD_HEAD=1 until it is measured there (its graphs capture it).
+    // The head's unembedding is most of a decoding step's weight traffic
+    // (38 M of 151 M parameters): fold it into the output projections
+    // (4.7 M). TOTO_FOLD_HEAD=0 keeps the unfolded head (for comparisons).
     const char *fold = std::getenv("TOTO_FOLD_HEAD");
-    if (!net_->device().is_cuda() || (fold && std::strcmp(fold, "1") == 0))
+    if (!(fold && std::strcmp(fold, "0") == 0))
         net_->fold_head();
     if (opt_.graphs)
         plan_and_warm();
     warm_ = true;
 }
 
-// max-autotune: while the buckets warm, libtorch's TunableOp times the
-// matrix-product algorithms of every new shape (each bucket's warm-up run
-// comes before its capture, so a graph records the tuned choice); after
-// warm-up it only uses what it found. Not available: reduce-overhead.
-bool CompiledContext::tune_gemms(bool on) {
-#ifdef TOTO_HAVE_TUNABLEOP
-    auto *tuning = at::cuda::tunable::getTuningContext();
-    if (on) {
-        tuning->EnableTunableOp(true);
-        tuning->SetMaxTuningDurationMs(10); // per shape: warm-up stays in seconds
-        // No results file in the working directory at exit (2.11 writes
-        // one to its default name; an empty name writes nothing).
-        tuning->SetFilename("");
-#ifdef TOTO_TUNABLEOP_WRITE_FILE_ON_EXIT
-        tuning->WriteFileOnExit(false);
-#endif
+// max-autotune: libtorch's matrix products go through cuBLAS or cuBLASLt,
+// whose heuristics pick different kernels for the same shape. Capture the
+// plan's smallest and largest context buckets with each, time 20 replays of
+// both, and keep the faster library for every capture and for the eager
+// path (the probes are captured again with it). libtorch's TunableOp was
+// tried first: it picked the same kernels as the heuristics and, on 2.11,
+// left the eager path's batched products failing.
+bool CompiledContext::choose_gemm_backend() {
+#if defined(TOTO_TORCH_CUDA) && defined(TOTO_HAVE_BLAS_BACKEND)
+    if (buckets_.empty())
+        return false;
+    Bucket *probes[2] = {buckets_.front().get(), buckets_.back().get()};
+    const at::BlasBackend candidates[2] = {at::BlasBackend::Cublas, at::BlasBackend::Cublaslt};
+    int best = 0;
+    for (int c = 0; c < 2; c++) {
+        at::globalContext().setBlasPreferredBackend(candidates[c]);
+        for (Bucket *b : probes)
+            capture(*b);
+        graph_state_->stream.synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 20; i++)
+            for (Bucket *b : probes)
+                b->graph->replay();
+        graph_state_->stream.synchronize();
+        plan_.gemm_ms[c] = ms_since(t0) / 20;
+        if (plan_.gemm_ms[c] < plan_.gemm_ms[best])
+            best = c;
     }
-    tuning->EnableTuning(on);
+    at::globalContext().setBlasPreferredBackend(candidates[best]);
+    plan_.gemm_backend = best == 0 ? "cublas" : "cublaslt";
     return true;
 #else
-    (void)on;
     return false;
 #endif
 }
@@ -286,7 +297,7 @@ void CompiledContext::plan_and_warm() {
         c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current;
 #endif
     if (opt_.autotune)
-        plan_.autotuned = tune_gemms(true);
+        plan_.autotuned = choose_gemm_backend();
     const int total = int(buckets_.size()), every = std::max(1, total / 10);
     for (size_t i = 0; i < buckets_.size(); i++) {
         capture(*buckets_[i]);
@@ -304,8 +315,6 @@ void CompiledContext::plan_and_warm() {
     plan_.pool_bytes +=
         c10::cuda::CUDACachingAllocator::getDeviceStats(index).reserved_bytes[0].current - before;
 #endif
-    if (plan_.autotuned)
-        tune_gemms(false);
     plan_.buckets = int64_t(buckets_.size());
     plan_.warmup_ms = ms_since(t0);
 }

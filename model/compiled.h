@@ -40,6 +40,8 @@ struct CompiledOptions {
 struct CompiledStats {
     int64_t buckets = 0;
     bool autotuned = false;            // max-autotune timed the matrix products at warm-up
+    const char *gemm_backend = "";     // its choice: "cublas" or "cublaslt"
+    double gemm_ms[2] = {0, 0};        // its timings of the probe passes: cuBLAS, cuBLASLt
     double warmup_ms = 0;              // warming and capturing every bucket
     int64_t pool_bytes = 0;            // static buffers and the graphs' memory
     int64_t captures_after_warmup = 0; // must stay 0
@@ -114,7 +116,7 @@ class CompiledContext {
 
     std::unique_ptr<Network> net_;
     CompiledOptions opt_;
-    bool tune_gemms(bool on);
+    bool choose_gemm_backend();
     CompiledStats plan_; // buckets, warm-up time, memory: fixed at open
     std::atomic<int64_t> runs_{0}, split_runs_{0}, eager_fallbacks_{0}, late_captures_{0};
     std::atomic<int64_t> path_runs_{0};

@@ -132,6 +132,9 @@ void fill_compile_stats(const toto_model *m, toto_compile_stats *cs) {
     cs->available = true;
     cs->graphs = o.graphs;
     cs->autotuned = s.autotuned;
+    snprintf(cs->gemm_backend, sizeof cs->gemm_backend, "%s", s.gemm_backend);
+    cs->gemm_ms[0] = s.gemm_ms[0];
+    cs->gemm_ms[1] = s.gemm_ms[1];
     snprintf(cs->mode, sizeof cs->mode, "%s",
              m->params.compile_mode ? m->params.compile_mode : "reduce-overhead");
     snprintf(cs->compute_dtype, sizeof cs->compute_dtype, "%s", dtype_name(o.compute_dtype));

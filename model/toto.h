@@ -53,9 +53,9 @@ typedef struct toto_model_params {
      * The compiled path (model/compiled.h): on at open unless compile is
      * false. compile_mode: "reduce-overhead" (the default: static shape
      * buckets captured as CUDA graphs on a GPU), "default" (no graphs) or
-     * "max-autotune" (reduce-overhead, and libtorch's TunableOp times the
-     * matrix products' algorithms at warm-up where it exists: CUDA libtorch
-     * 2.x; else as reduce-overhead). compute_dtype: the compiled
+     * "max-autotune" (reduce-overhead, and the matrix products' library,
+     * cuBLAS or cuBLASLt, chosen by timing both at warm-up where libtorch
+     * allows it: CUDA libtorch 2.x; else as reduce-overhead). compute_dtype: the compiled
      * network's precision, "bfloat16" or "float32" (float32 accumulation
      * either way); NULL or "" picks bfloat16 on CUDA and dtype on the CPU.
      * The bucket plan is sized by the four limits below (0: defaults 64
@@ -81,6 +81,8 @@ typedef struct toto_compile_stats {
     bool available;                /* the compiled path was built at open */
     bool graphs;                   /* CUDA graphs captured */
     bool autotuned;                /* max-autotune timed the matrix products at warm-up */
+    char gemm_backend[16];         /* its choice: "cublas" or "cublaslt"; "" without it */
+    double gemm_ms[2];             /* its probe timings: cuBLAS, cuBLASLt (ms) */
     char mode[24];                 /* compile_mode in effect */
     char compute_dtype[16];        /* "bfloat16", "float32", "float64" */
     int64_t buckets;               /* planned context buckets */

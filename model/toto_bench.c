@@ -190,6 +190,9 @@ static void print_header(const toto_model_info *info, double open_ms, int repeat
                c->pool_bytes / 1048576.0, open_ms);
     else
         printf("# compiled path off; open to ready %.0f ms\n", open_ms);
+    if (c->autotuned)
+        printf("# max-autotune: %s chosen (probe passes: cuBLAS %.3f ms, cuBLASLt %.3f ms)\n",
+               c->gemm_backend, c->gemm_ms[0], c->gemm_ms[1]);
     printf("| workload | B x V | context | horizon | samples | eager ms | compiled ms | "
            "compiled vs eager | upstream eager ms | upstream compiled ms | vs upstream "
            "compiled |\n");
