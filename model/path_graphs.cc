@@ -28,6 +28,7 @@ struct PathGraphs::Bucket {
     torch::Tensor step;        // [1] int64: the patch being drawn
     torch::Tensor prefix_len;  // [1] int64: real context patches
     torch::Tensor paths;       // [Q, max_steps, P] float64
+    torch::Tensor last;        // [Q, P] float64: the patch just drawn
     Network::StepBuffers buf;  // views of the pools for this bucket
 #ifdef TOTO_TORCH_CUDA
     std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -54,6 +55,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
     stats_pool_ = torch::zeros({8, R}, f64);
     state_pool_ = torch::zeros({R, 6}, f64);
     paths_pool_ = torch::zeros({R * T * P}, f64);
+    last_pool_ = torch::zeros({R * P}, f64);
     // Positions of every decoded patch: offset t, centred on floor(t / 2).
     std::vector<torch::Tensor> cos, sin;
     for (int64_t t = 0; t < opt.max_prefix + T; t++) {
@@ -66,7 +68,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
     const int64_t esize = int64_t(torch::elementSize(net.dtype()));
     bytes_ = int64_t(pools_.prefix_k.size()) * 2 * (opt.max_variates * opt.max_prefix + R * T) * D *
                  esize +
-             (4 * R * P * K) * 4 + (14 * R + R * T * P) * 8;
+             (4 * R * P * K) * 4 + (14 * R + R * T * P + R * P) * 8;
     for (int64_t V = 1; V <= opt.max_variates; V *= 2)
         for (int64_t N = 1; N * V <= R; N *= 4) {
             auto b = std::make_unique<Bucket>();
@@ -88,6 +90,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
             b->step = torch::zeros({1}, i64);
             b->prefix_len = torch::ones({1}, i64);
             b->paths = paths_pool_.narrow(0, 0, Q * T * P).view({Q, T, P});
+            b->last = last_pool_.narrow(0, 0, Q * P).view({Q, P});
             for (size_t i = 0; i < pools_.prefix_k.size(); i++) {
                 b->buf.prefix_k.push_back(pools_.prefix_k[i].narrow(0, 0, V));
                 b->buf.prefix_v.push_back(pools_.prefix_v[i].narrow(0, 0, V));
@@ -107,22 +110,24 @@ int64_t PathGraphs::buckets() const {
     return int64_t(buckets_.size());
 }
 
-// Draws patch `step` of every row from the bucket's head into its paths, in
-// original units (extremes zeroed); the draws' counters are (row, step).
+// Draws patch `step` of every row from the bucket's head into its paths
+// and `last`, in original units (extremes zeroed); the draws' counters are
+// (row, step). One kernel (toto_k_mixture_sample_paths).
 void PathGraphs::sample(Bucket &b) {
 #ifdef TOTO_CUDA_KERNELS
     const int64_t Q = b.N * b.V, P = b.head.df.size(2), K = b.head.df.size(3);
-    auto counters = b.rows + b.step * (int64_t(1) << 32);
-    auto draws = torch::empty({Q, P}, b.head.df.options());
-    int rc = toto_k_mixture_sample(draws.data_ptr(), b.head.probs.data_ptr(), b.head.df.data_ptr(),
-                                   b.head.loc.data_ptr(), b.head.scale.data_ptr(),
-                                   b.keys.data_ptr(), counters.data_ptr(), Q, P, K,
-                                   c10::cuda::getCurrentCUDAStream().stream());
+    const double half_max = net_.dtype() == torch::kFloat64
+                                ? std::numeric_limits<double>::max() / 2
+                                : double(std::numeric_limits<float>::max() / 2.0f);
+    int rc = toto_k_mixture_sample_paths(
+        b.paths.data_ptr<double>(), b.last.data_ptr<double>(), b.step.data_ptr<int64_t>(),
+        b.paths.size(1), b.mean.data_ptr<double>(), b.scale.data_ptr<double>(), half_max,
+        b.head.probs.data_ptr(), b.head.df.data_ptr(), b.head.loc.data_ptr(),
+        b.head.scale.data_ptr(), b.keys.data_ptr(), b.rows.data_ptr(), Q, P, K,
+        c10::cuda::getCurrentCUDAStream().stream());
     if (rc != 0)
         throw Error(TOTO_EMODEL,
                     std::string("path graphs: sampler: ") + toto_cuda_error_string(rc));
-    auto x = b.mean.unsqueeze(1) + b.scale.unsqueeze(1) * draws.to(torch::kFloat64);
-    b.paths.index_copy_(1, b.step, replace_extreme(x, net_.dtype()).unsqueeze(1));
 #else
     (void)b;
     throw Error(TOTO_EMODEL, "path graphs: built without the CUDA kernels");
@@ -135,7 +140,7 @@ void PathGraphs::step(Bucket &b) {
     const int64_t P = cfg.patch_size, S = b.buf.prefix_k[0].size(2);
     const int64_t T = b.paths.size(1);
     sample(b);
-    auto xn = b.paths.index_select(1, b.step).squeeze(1); // [Q, P]
+    const torch::Tensor &xn = b.last; // [Q, P]
     torch::Tensor mean, scale, z;
     if (fused::available_on(xn.device())) { // updates b.state in place
         auto s = fused::patch_scaler(xn, {}, b.state, true, P, cfg.stabilize_with_global,

@@ -83,6 +83,7 @@ class PathGraphs {
     torch::Tensor head_pool_, stats_pool_; // shared static head and statistics
     torch::Tensor state_pool_;             // [max_rows, 6] scaler state
     torch::Tensor paths_pool_;             // [max_rows * max_steps * P] float64
+    torch::Tensor last_pool_;              // [max_rows * P] float64: the last drawn patch
     int64_t bytes_ = 0;
     bool fused_attention_ = false; // toto_k_decode_attention instead of libtorch's operations
 };

@@ -95,6 +95,22 @@ int toto_k_mixture_sample(void *draws, const void *probs, const void *df, const 
                           int64_t P, int64_t K, void *stream);
 
 /*
+ * The same draws for decoding step *step (read on the device, so a captured
+ * graph replays every step), written in original units into the paths:
+ *     x = shift[q] + sd[q] * draw(q, p), counter = rows[q] + (*step << 32)
+ *     paths[q, *step, p] = x, and last[q, p] = x when last is not NULL
+ * with x rounded as two separate float64 operations (no fused multiply-add)
+ * and NaN, infinities and |x| >= half_max replaced by 0. paths [Q, T, P]
+ * and last [Q, P] float64; shift, sd [Q] float64; rows [Q] and *step int64;
+ * the rest as above. One launch instead of a dozen libtorch operations.
+ */
+int toto_k_mixture_sample_paths(double *paths, double *last, const int64_t *step, int64_t T,
+                                const double *shift, const double *sd, double half_max,
+                                const void *probs, const void *df, const void *loc,
+                                const void *scale, const void *keys, const void *rows, int64_t Q,
+                                int64_t P, int64_t K, void *stream);
+
+/*
  * The exact mean and quantiles of the same mixture per (row q, step p), as
  * model/result_stats.cc computes them on the host with model/mixture.h (the
  * same code: model/mixture_impl.h). All on the device: probs, df, loc, scale

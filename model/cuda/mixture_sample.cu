@@ -95,6 +95,27 @@ template <bool VEC4> __device__ int pick_component(const float *__restrict__ w, 
     return last;
 }
 
+// Draw i = (row q, step p) of the mixture; NaN when no component has weight.
+template <bool VEC4>
+__device__ __forceinline__ float draw_one(int64_t i, int64_t q, uint32_t p,
+                                          const float *__restrict__ probs,
+                                          const float *__restrict__ df,
+                                          const float *__restrict__ loc,
+                                          const float *__restrict__ scale, uint64_t key,
+                                          uint64_t counter, int K) {
+    const Philox4 b0 = philox_block(key, counter, p, 0);
+    const int k = pick_component<VEC4>(probs + i * K, K, uniform_co(b0.v[0]));
+    if (k < 0)
+        return __int_as_float(0x7fc00000); // NaN
+    const int64_t at = i * K + k;
+    const float nu = __ldg(df + at), mu = __ldg(loc + at), sigma = __ldg(scale + at);
+    float z, unused;
+    box_muller(b0.v[1], b0.v[2], &z, &unused);
+    const float alpha = 0.5f * nu;
+    const float g = gamma_draw(alpha, key, counter, p, b0.v[3]);
+    return mu + sigma * (z * rsqrtf(g / alpha));
+}
+
 template <bool VEC4>
 __global__ void __launch_bounds__(kThreads)
     mixture_sample_kernel(float *__restrict__ draws, const float *__restrict__ probs,
@@ -105,20 +126,33 @@ __global__ void __launch_bounds__(kThreads)
          i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t q = i / P;
         const uint32_t p = uint32_t(i - q * P);
-        const uint64_t key = __ldg(keys + q), counter = __ldg(counters + q);
-        const Philox4 b0 = philox_block(key, counter, p, 0);
-        const int k = pick_component<VEC4>(probs + i * K, K, uniform_co(b0.v[0]));
-        if (k < 0) {
-            draws[i] = __int_as_float(0x7fc00000); // NaN
-            continue;
-        }
-        const int64_t at = i * K + k;
-        const float nu = __ldg(df + at), mu = __ldg(loc + at), sigma = __ldg(scale + at);
-        float z, unused;
-        box_muller(b0.v[1], b0.v[2], &z, &unused);
-        const float alpha = 0.5f * nu;
-        const float g = gamma_draw(alpha, key, counter, p, b0.v[3]);
-        draws[i] = mu + sigma * (z * rsqrtf(g / alpha));
+        draws[i] = draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q),
+                                  __ldg(counters + q), K);
+    }
+}
+
+// The same draw, then in original units into the paths (see kernels.h).
+template <bool VEC4>
+__global__ void __launch_bounds__(kThreads) mixture_sample_paths_kernel(
+    double *__restrict__ paths, double *__restrict__ last, const int64_t *__restrict__ step,
+    const double *__restrict__ shift, const double *__restrict__ sd, double half_max,
+    const float *__restrict__ probs, const float *__restrict__ df, const float *__restrict__ loc,
+    const float *__restrict__ scale, const uint64_t *__restrict__ keys,
+    const uint64_t *__restrict__ rows, int64_t n, int P, int K, int64_t T) {
+    const int64_t t = __ldg(step);
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t q = i / P;
+        const uint32_t p = uint32_t(i - q * P);
+        const uint64_t counter = __ldg(rows + q) + (uint64_t(t) << 32);
+        const float d = draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q), counter, K);
+        // shift + sd * d rounded twice, as two separate libtorch operations would.
+        double x = __dadd_rn(__ldg(shift + q), __dmul_rn(__ldg(sd + q), double(d)));
+        if (!(fabs(x) < half_max)) // NaN, infinities and the extremes become 0
+            x = 0.0;
+        paths[(q * T + t) * P + p] = x;
+        if (last)
+            last[i] = x;
     }
 }
 
@@ -153,5 +187,36 @@ extern "C" int toto_k_mixture_sample(void *draws, const void *probs, const void 
     else
         mixture_sample_kernel<false><<<grid, kThreads, 0, as_stream(stream)>>>(
             out, w, nu, mu, sigma, k, c, n, int(P), int(K));
+    return launch_status();
+}
+
+extern "C" int toto_k_mixture_sample_paths(double *paths, double *last, const int64_t *step,
+                                           int64_t T, const double *shift, const double *sd,
+                                           double half_max, const void *probs, const void *df,
+                                           const void *loc, const void *scale, const void *keys,
+                                           const void *rows, int64_t Q, int64_t P, int64_t K,
+                                           void *stream) {
+    if (Q < 0 || P < 1 || P > INT32_MAX || K < 1 || K > INT32_MAX || T < 1 ||
+        Q > INT64_MAX / P / K || Q > INT64_MAX / P / T)
+        return int(cudaErrorInvalidValue);
+    if (Q == 0)
+        return 0;
+    if (!paths || !step || !shift || !sd || !probs || !df || !loc || !scale || !keys || !rows)
+        return int(cudaErrorInvalidValue);
+    const int64_t n = Q * P;
+    const unsigned grid = unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
+    const bool vec4 = K % 4 == 0 && aligned16(probs);
+    auto *w = static_cast<const float *>(probs);
+    auto *nu = static_cast<const float *>(df);
+    auto *mu = static_cast<const float *>(loc);
+    auto *sigma = static_cast<const float *>(scale);
+    auto *k = static_cast<const uint64_t *>(keys);
+    auto *r = static_cast<const uint64_t *>(rows);
+    if (vec4)
+        mixture_sample_paths_kernel<true><<<grid, kThreads, 0, as_stream(stream)>>>(
+            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T);
+    else
+        mixture_sample_paths_kernel<false><<<grid, kThreads, 0, as_stream(stream)>>>(
+            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T);
     return launch_status();
 }

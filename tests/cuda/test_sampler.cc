@@ -308,6 +308,68 @@ void check_determinism() {
               "another counter gives other draws (%zu of %zu equal)", equal, dc.size());
 }
 
+// toto_k_mixture_sample_paths: at step t, every draw equals the plain
+// sampler's with counter rows[q] + (t << 32), turned into shift + sd * draw
+// (two float64 roundings) in paths[q, t, :] and last, extremes as 0; other
+// steps of the paths untouched.
+void check_sample_paths() {
+    auto rng = ct::fresh_rng();
+    const int64_t Q = 200, P = 16, K = 24, T = 5, t = 3;
+    Batch b(Q, P, K);
+    fill_random(b, rng, 2.0);
+    std::vector<uint64_t> rows(static_cast<size_t>(Q));
+    std::vector<double> shift(static_cast<size_t>(Q)), sd(static_cast<size_t>(Q));
+    for (int64_t q = 0; q < Q; q++) {
+        b.keys[size_t(q)] = 0xABCDull + uint64_t(q % 5);
+        rows[size_t(q)] = uint64_t(q) * 3 + 1;
+        b.counters[size_t(q)] = rows[size_t(q)] + (uint64_t(t) << 32);
+        shift[size_t(q)] = 100.0 * std::normal_distribution<double>(0, 1)(rng);
+        sd[size_t(q)] = 0.5 + std::exp(std::normal_distribution<double>(0, 1)(rng));
+    }
+    shift[7] = 1e300; // beyond half_max: 0
+    for (int64_t k = 0; k < P * K; k++)
+        b.probs[b.at(9, 0) + size_t(k)] = 0.0f; // no weight: NaN, then 0
+    const double half_max = double(FLT_MAX / 2.0f);
+    std::vector<float> plain = gpu_draws(b);
+    DevBuf w, nu, mu, sg, k, r, sh, s, st, paths, last;
+    std::vector<int64_t> step = {t};
+    if (plain.empty() || !w.upload(b.probs) || !nu.upload(b.df) || !mu.upload(b.loc) ||
+        !sg.upload(b.scale) || !k.upload(b.keys) || !r.upload(rows) || !sh.upload(shift) ||
+        !s.upload(sd) || !st.upload(step) || !paths.alloc(size_t(Q * T * P) * 8) ||
+        !paths.poison() || !last.alloc(size_t(Q * P) * 8) || !last.poison())
+        return;
+    if (!ct::ok_launch(toto_k_mixture_sample_paths(
+                           static_cast<double *>(paths.p), static_cast<double *>(last.p),
+                           static_cast<const int64_t *>(st.p), T, static_cast<const double *>(sh.p),
+                           static_cast<const double *>(s.p), half_max, w.p, nu.p, mu.p, sg.p, k.p,
+                           r.p, Q, P, K, nullptr),
+                       "toto_k_mixture_sample_paths"))
+        return;
+    std::vector<double> got, got_last;
+    paths.download(got);
+    last.download(got_last);
+    size_t wrong = 0, touched = 0, zeros = 0;
+    for (int64_t q = 0; q < Q; q++)
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t p = 0; p < P; p++) {
+                const double g = got[size_t((q * T + i) * P + p)];
+                if (i != t) {
+                    touched += !std::isnan(g); // poisoned: still NaN
+                    continue;
+                }
+                volatile double prod = sd[size_t(q)] * double(plain[size_t(q * P + p)]);
+                double want = shift[size_t(q)] + prod;
+                if (!(std::fabs(want) < half_max))
+                    want = 0.0;
+                zeros += want == 0.0;
+                wrong += g != want || got_last[size_t(q * P + p)] != want;
+            }
+    tap_check(wrong == 0 && touched == 0 && zeros >= size_t(2 * P),
+              "sample_paths: %lld draws equal the plain sampler's in original units, bit for bit "
+              "(%zu differ), extremes and NaN as 0 (%zu), other steps untouched (%zu written)",
+              (long long)(Q * P), wrong, zeros, touched);
+}
+
 // 2^20 draws of one mixture (the same at every row and step, a new counter
 // per row). Returns them sorted, or empty.
 std::vector<float> many_draws(const std::vector<double> &w, const std::vector<double> &df,
@@ -462,6 +524,7 @@ int main() {
     check_replay(2.0, "df 2..32 (the head's range)");
     check_replay(0.3, "df 0.3..30.3 (alpha < 1 boost)");
     check_determinism();
+    check_sample_paths();
     check_distributions();
     return tap_done();
 }
