@@ -8,7 +8,7 @@
  *
  * parse: the line -> document -> proto_forecast_parse*() -> everything freed,
  *   for the seed request (1 x 512 values printed %.9g, prediction_length 8,
- *   num_samples 1024, as toto-loadgen sends it) and a larger one (7 x 2048);
+ *   num_samples 1024, as toto bench sends it) and a larger one (7 x 2048);
  *   baseline: proto_json_read() (generic, a json_t per number); also jansson's
  *   json_loadb() for reference; now: proto_json_read_numbers() (typed series).
  * encode: a result -> the JSON-RPC response line, for the seed's result (1 x 8
@@ -99,14 +99,14 @@ typedef struct line {
     size_t len;
 } line;
 
-/* The loadgen's series (toto-loadgen, toto-bench): seasonality, trend, noise. */
+/* The loadgen's series (toto bench, toto-bench): seasonality, trend, noise. */
 static double series_value(int t, unsigned *seed) {
     *seed = *seed * 1664525u + 1013904223u;
     double noise = ((*seed >> 9) & 0xffff) / 65536.0 - 0.5;
     return 10 + 0.01 * t + 3 * sin(t * 2 * M_PI / 24) + sin(t * 2 * M_PI / 168) + noise;
 }
 
-/* A JSON-RPC forecast line of variates x steps values, as toto-loadgen writes it. */
+/* A JSON-RPC forecast line of variates x steps values, as toto bench writes it. */
 static line make_line(int variates, int steps, int horizon, int samples) {
     size_t cap = (size_t)variates * (size_t)steps * 24 + 256, len = 0;
     char *s = malloc(cap);

@@ -1,9 +1,11 @@
 /*
- * toto_loadgen.c - closed-loop load generator for totod.
+ * toto_bench.c - `toto bench`, the closed-loop load generator for totod.
  *
- *   toto-loadgen --address unix:PATH|tcp:HOST:PORT --clients N --duration-s S
- *                [--warmup-s W] [--workload seed|mean64|small]
- *                [--context T --horizon H --samples N] [--format md|kv] [--floor]
+ *   toto bench [--address unix:PATH|tcp:HOST:PORT | --socket PATH] [--clients N]
+ *              [--duration-s S | --count N] [--warmup-s W]
+ *              [--workload seed|mean64|long|ett|small | --requests FILE]
+ *              [--context T --horizon H --samples N] [--format md|kv] [--json FILE]
+ *              [--floor]
  *
  * N threads, each with its own connection, send one forecast, wait for its
  * answer, and send the next (closed loop). Per request it records the latency
@@ -11,14 +13,15 @@
  * and the daemon's own "timing" (queue_ms, model_ms, batch_size), so the
  * daemon's overhead (latency - model_ms) can be told apart from the model.
  *
- * The request line is encoded once; each request reuses the same bytes with
- * only the id changing, so the client's own JSON cost stays out of the way.
- * --floor measures the socket floor instead (loadgen_floor.h): one client
- * against an echo process that answers with a result captured from the
- * daemon at --address.
+ * Each request line is encoded once (bench_workload.h); each request reuses
+ * the same bytes with only the id changing, so the client's own JSON cost
+ * stays out of the way. --floor measures the socket floor instead
+ * (loadgen_floor.h): one client against an echo process that answers with a
+ * result captured from the daemon at --address.
  * Exit status: 0 all answers were results, 1 any error, 2 bad usage.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -26,6 +29,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,23 +43,14 @@
 
 #include <jansson.h>
 
+#include "bench_workload.h"
 #include "loadgen_floor.h"
-
-typedef struct workload {
-    const char *name;
-    int context, horizon, samples;
-} workload;
-
-/* seed and mean64 are upstream's reference workloads (as in toto-bench); small is cheap. */
-static const workload kWorkloads[] = {
-    {"seed", 512, 8, 1024},
-    {"mean64", 512, 64, 0},
-    {"small", 64, 8, 0},
-};
+#include "toto_commands.h"
 
 typedef struct options {
-    const char *address, *format;
-    workload w;
+    const char *address, *format, *json_path, *requests_path;
+    bench_workload w;
+    long long count; /* --count: stop after this many measured answers (0: by duration) */
     int clients;
     bool floor;     /* against the echo process, not the daemon */
     double hold_us; /* --floor-hold-us: the echo process holds each answer this long */
@@ -65,10 +60,10 @@ typedef struct options {
 /* The shared, read-only part of a run: what to send and when to stop. */
 typedef struct plan {
     const options *o;
-    const char *prefix; /* the request line up to the id's value */
-    size_t prefix_len;
-    int floor_fd; /* --floor: the echo process's socket, else -1 */
+    const bench_requests *reqs; /* request i goes out as reqs->items[i % n] */
+    int floor_fd;               /* --floor: the echo process's socket, else -1 */
     uint64_t warmup_end_ns, end_ns;
+    atomic_llong *measured; /* --count: answers measured so far, over all clients */
 } plan;
 
 typedef struct sample {
@@ -109,57 +104,6 @@ static void client_error(client *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->first_error, sizeof c->first_error, fmt, ap);
     va_end(ap);
-}
-
-/* Daily and weekly seasonality with a trend and deterministic noise (as toto-bench). */
-static double series_value(int t, unsigned *seed) {
-    *seed = *seed * 1664525u + 1013904223u;
-    double noise = ((*seed >> 9) & 0xffff) / 65536.0 - 0.5;
-    return 10 + 0.01 * t + 3 * sin(t * 2 * M_PI / 24) + sin(t * 2 * M_PI / 168) + noise;
-}
-
-/* Appends text to a growing string; -1 when out of memory. */
-static int append(char **s, size_t *len, size_t *cap, const char *text, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t cap2 = (*cap ? *cap : 1024);
-        while (*len + n + 1 > cap2)
-            cap2 *= 2;
-        char *s2 = realloc(*s, cap2);
-        if (!s2)
-            return -1;
-        *s = s2;
-        *cap = cap2;
-    }
-    memcpy(*s + *len, text, n);
-    *len += n;
-    (*s)[*len] = '\0';
-    return 0;
-}
-
-/* The request line without its id's value and closing brace: '...,"id":'. */
-static char *encode_prefix(const workload *w, size_t *len_out) {
-    char *s = NULL, num[64];
-    size_t len = 0, cap = 0;
-    int n = snprintf(num, sizeof num,
-                     "{\"jsonrpc\":\"2.0\",\"method\":\"forecast\",\"params\":{\"series\":[");
-    int bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
-    unsigned seed = 1;
-    for (int t = 0; !bad && t < w->context; t++) {
-        n = snprintf(num, sizeof num, "%s%.9g", t ? "," : "", series_value(t, &seed));
-        bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
-    }
-    if (!bad) {
-        n = snprintf(num, sizeof num,
-                     "],\"prediction_length\":%d,\"num_samples\":%d},\"id\":", w->horizon,
-                     w->samples);
-        bad = n < 0 || (size_t)n >= sizeof num || append(&s, &len, &cap, num, (size_t)n);
-    }
-    if (bad) {
-        free(s);
-        return NULL;
-    }
-    *len_out = len;
-    return s;
 }
 
 /* Connects to unix:PATH or tcp:HOST:PORT; -1 with errno set on failure. */
@@ -241,7 +185,8 @@ static int send_request(client *c, uint64_t id) {
     int n = snprintf(tail, sizeof tail, "%llu}\n", (unsigned long long)id);
     if (n < 0 || (size_t)n >= sizeof tail)
         return -1;
-    struct iovec iov[2] = {{(void *)c->p->prefix, c->p->prefix_len}, {tail, (size_t)n}};
+    const bench_request *r = &c->p->reqs->items[id % c->p->reqs->n];
+    struct iovec iov[2] = {{r->prefix, r->len}, {tail, (size_t)n}};
     int cnt = 2;
     struct iovec *v = iov;
     while (cnt > 0) {
@@ -368,12 +313,20 @@ static int round_trip(client *c, uint64_t id) {
     /* Requests sent during the warm-up are not measured. */
     if (ok && t0 >= c->p->warmup_end_ns) {
         c->last_finish_ns = t1;
+        atomic_fetch_add(c->p->measured, 1);
         if (push_sample(c, &s) != 0) {
             client_error(c, "out of memory");
             return -1;
         }
     }
     return 0;
+}
+
+/* By --count, or by time (the duration after the warm-up). */
+static bool plan_done(const plan *p) {
+    if (p->o->count > 0)
+        return atomic_load(p->measured) >= p->o->count;
+    return now_ns() >= p->end_ns;
 }
 
 static void *client_main(void *arg) {
@@ -386,7 +339,7 @@ static void *client_main(void *arg) {
     }
     /* Ids are distinct across clients, though each connection has its own. */
     uint64_t id = (uint64_t)c->index << 40;
-    while (now_ns() < c->p->end_ns)
+    while (!plan_done(c->p))
         if (round_trip(c, ++id) != 0)
             break;
     if (c->fd != c->p->floor_fd)
@@ -466,23 +419,38 @@ static int summarize(const plan *p, const client *cs, int nc, summary *out) {
     return 0;
 }
 
+/* What was sent: the workload's name and shape, or the request file. */
+static void describe(const options *o, char *buf, size_t len) {
+    const bench_workload *w = &o->w;
+    if (o->requests_path)
+        snprintf(buf, len, "requests of %s", o->requests_path);
+    else
+        snprintf(buf, len, "workload %s (%d x %d, horizon %d, samples %d)", w->name, w->variates,
+                 w->context, w->horizon, w->samples);
+}
+
+static void print_kv(const options *o, const summary *s) {
+    const bench_workload *w = &o->w;
+    printf("workload=%s\nvariates=%d\ncontext=%d\nhorizon=%d\nsamples=%d\nclients=%d\n"
+           "requests=%zu\nerrors=%llu\nwindow_s=%.3f\nthroughput=%.3f\nlatency_p50_ms=%.3f\n"
+           "latency_p90_ms=%.3f\nlatency_p99_ms=%.3f\nlatency_max_ms=%.3f\n"
+           "model_p50_ms=%.3f\nqueue_p50_ms=%.3f\noverhead_p50_us=%.1f\n"
+           "overhead_p99_us=%.1f\nrest_p50_us=%.1f\nbatch_mean=%.2f\n",
+           o->requests_path ? "file" : w->name, w->variates, w->context, w->horizon, w->samples,
+           o->clients, s->n, (unsigned long long)s->errors, s->window_s, s->throughput, s->lat_p50,
+           s->lat_p90, s->lat_p99, s->lat_max, s->model_p50, s->queue_p50, s->over_p50_us,
+           s->over_p99_us, s->rest_p50_us, s->batch_mean);
+}
+
 static void print_summary(const options *o, const summary *s) {
-    const workload *w = &o->w;
     if (!strcmp(o->format, "kv")) {
-        printf("workload=%s\ncontext=%d\nhorizon=%d\nsamples=%d\nclients=%d\nrequests=%zu\n"
-               "errors=%llu\nwindow_s=%.3f\nthroughput=%.3f\nlatency_p50_ms=%.3f\n"
-               "latency_p90_ms=%.3f\nlatency_p99_ms=%.3f\nlatency_max_ms=%.3f\n"
-               "model_p50_ms=%.3f\nqueue_p50_ms=%.3f\noverhead_p50_us=%.1f\n"
-               "overhead_p99_us=%.1f\nrest_p50_us=%.1f\nbatch_mean=%.2f\n",
-               w->name, w->context, w->horizon, w->samples, o->clients, s->n,
-               (unsigned long long)s->errors, s->window_s, s->throughput, s->lat_p50, s->lat_p90,
-               s->lat_p99, s->lat_max, s->model_p50, s->queue_p50, s->over_p50_us, s->over_p99_us,
-               s->rest_p50_us, s->batch_mean);
+        print_kv(o, s);
         return;
     }
-    printf("# toto-loadgen %s: workload %s (context %d, horizon %d, samples %d), %.1f s after "
-           "%.1f s warm-up\n",
-           o->address, w->name, w->context, w->horizon, w->samples, o->duration_s, o->warmup_s);
+    char what[PATH_MAX + 64];
+    describe(o, what, sizeof what);
+    printf("# toto bench %s: %s, %s after %.1f s warm-up\n", o->address, what,
+           o->count > 0 ? "by count" : "by duration", o->warmup_s);
     printf("# overhead = latency - model_ms (queue wait included); rest = latency - queue_ms - "
            "model_ms\n");
     printf("| clients | requests | errors | forecasts/s | p50 ms | p90 ms | p99 ms | max ms | "
@@ -497,26 +465,53 @@ static void print_summary(const options *o, const summary *s) {
            s->rest_p50_us, s->batch_mean);
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: toto-loadgen --address unix:PATH|tcp:HOST:PORT [--clients N] [--duration-s S]\n"
-            "                    [--warmup-s W] [--workload seed|mean64|small] [--context T]\n"
-            "                    [--horizon H] [--samples N] [--timeout-s S] [--wait-s S]\n"
-            "                    [--format md|kv] [--floor [--floor-hold-us US]]\n"
-            "Closed loop: each client sends one forecast and waits for its answer. --wait-s\n"
-            "retries connecting while the daemon starts. --floor: one client against an echo\n"
-            "process answering with a result captured from the daemon (the socket floor),\n"
-            "after holding each answer --floor-hold-us (as long as a model call).\n"
-            "Exit 0: every answer was a result.\n");
+/* --json FILE: the same numbers for programs. 0, or -1 (message printed). */
+static int write_json(const options *o, const summary *s) {
+    char what[PATH_MAX + 64];
+    describe(o, what, sizeof what);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:{s:f, s:f, s:f, s:f}, s:f, s:f, s:f, s:f, s:f, "
+        "s:f}",
+        "address", o->address, "sent", what, "clients", o->clients, "requests", (json_int_t)s->n,
+        "errors", (json_int_t)s->errors, "window_s", s->window_s, "throughput", s->throughput,
+        "latency_ms", "p50", s->lat_p50, "p90", s->lat_p90, "p99", s->lat_p99, "max", s->lat_max,
+        "model_p50_ms", s->model_p50, "queue_p50_ms", s->queue_p50, "overhead_p50_us",
+        s->over_p50_us, "overhead_p99_us", s->over_p99_us, "rest_p50_us", s->rest_p50_us,
+        "batch_mean", s->batch_mean);
+    int rc = j && json_dump_file(j, o->json_path, JSON_INDENT(2)) == 0 ? 0 : -1;
+    if (rc != 0)
+        fprintf(stderr, "toto bench: --json %s: cannot write it\n", o->json_path);
+    json_decref(j);
+    return rc;
 }
 
-static int find_workload(const char *name, workload *w) {
-    for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++)
-        if (!strcmp(kWorkloads[i].name, name)) {
-            *w = kWorkloads[i];
-            return 0;
-        }
-    return -1;
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: toto bench [--address unix:PATH|tcp:HOST:PORT | --socket PATH] [--clients N]\n"
+            "                  [--duration-s S | --count N] [--warmup-s W]\n"
+            "                  [--workload NAME | --requests FILE] [--context T] [--horizon H]\n"
+            "                  [--samples N] [--timeout-s S] [--wait-s S] [--format md|kv]\n"
+            "                  [--json FILE] [--floor [--floor-hold-us US]]\n"
+            "\n"
+            "Closed loop: each of N clients (threads, one connection each) sends a forecast,\n"
+            "waits for its answer and sends the next, for --duration-s seconds (default 5)\n"
+            "after --warmup-s, or until --count answers are measured. Prints throughput and\n"
+            "latency percentiles (markdown, or key=value with --format kv); --json FILE also\n"
+            "writes them as JSON.\n"
+            "\n"
+            "  --workload NAME   seed (default), mean64, long, ett, small: the shapes of the\n"
+            "                    upstream benchmarks (docs/toto-cli.md); --context, --horizon\n"
+            "                    and --samples override the preset's\n"
+            "  --requests FILE   JSON lines, each a forecast's params or a forecast request,\n"
+            "                    sent in turn instead of a preset\n"
+            "  --wait-s S        retry connecting for S seconds while the daemon starts\n"
+            "  --timeout-s S     an answer slower than S seconds is an error (default 60)\n"
+            "  --floor           one client against an echo process answering with a result\n"
+            "                    captured from the daemon (the socket floor), after holding\n"
+            "                    each answer --floor-hold-us (as long as a model call)\n"
+            "\n"
+            "Exit status: 0 every answer was a result, 1 an error answer or a failure,\n"
+            "2 bad usage.\n");
 }
 
 /* Parses a number into *out; -1 if v is not entirely one. */
@@ -527,53 +522,90 @@ static int parse_num(const char *v, double *out) {
     return (errno || end == v || *end || !isfinite(*out)) ? -1 : 0;
 }
 
-static int parse_args(int argc, char **argv, options *o) {
+static bool is_text_option(const char *a) {
+    static const char *const names[] = {"--address", "--socket", "--workload",
+                                        "--format",  "--json",   "--requests"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(a, names[i]))
+            return true;
+    return false;
+}
+
+/* One option with a text value; false if a is not one of them or v is bad. */
+static bool text_option(options *o, const char *a, const char *v, char *socket_addr, size_t len) {
+    if (!strcmp(a, "--address"))
+        o->address = v;
+    else if (!strcmp(a, "--socket")) {
+        snprintf(socket_addr, len, "unix:%s", v);
+        o->address = socket_addr;
+    } else if (!strcmp(a, "--format") && (!strcmp(v, "md") || !strcmp(v, "kv")))
+        o->format = v;
+    else if (!strcmp(a, "--workload"))
+        return bench_workload_find(v, &o->w) == 0;
+    else if (!strcmp(a, "--json"))
+        o->json_path = v;
+    else if (!strcmp(a, "--requests"))
+        o->requests_path = v;
+    else
+        return false;
+    return true;
+}
+
+/* One option with a numeric value x; false if a is not one of them or x is out of range. */
+static bool num_option(options *o, const char *a, double x, int *context, int *horizon,
+                       int *samples) {
+    if (!strcmp(a, "--clients") && x >= 1 && x <= 4096)
+        o->clients = (int)x;
+    else if (!strcmp(a, "--duration-s") && x > 0)
+        o->duration_s = x;
+    else if (!strcmp(a, "--count") && x >= 1 && x <= 1e12)
+        o->count = (long long)x;
+    else if (!strcmp(a, "--warmup-s") && x >= 0)
+        o->warmup_s = x;
+    else if (!strcmp(a, "--timeout-s") && x > 0)
+        o->timeout_s = x;
+    else if (!strcmp(a, "--wait-s") && x >= 0)
+        o->wait_s = x;
+    else if (!strcmp(a, "--context") && x >= 1 && x <= 1e7)
+        *context = (int)x;
+    else if (!strcmp(a, "--horizon") && x >= 1 && x <= 1e7)
+        *horizon = (int)x;
+    else if (!strcmp(a, "--samples") && x >= 0 && x <= 1e7)
+        *samples = (int)x;
+    else if (!strcmp(a, "--floor-hold-us") && x >= 0 && x <= 10e6)
+        o->hold_us = x;
+    else
+        return false;
+    return true;
+}
+
+/* 0, 1 for --help (printed), or -1 (message printed). */
+static int parse_args(int argc, char **argv, options *o, char *socket_addr, size_t len) {
     *o = (options){.format = "md", .clients = 1, .duration_s = 5, .timeout_s = 60};
-    find_workload("seed", &o->w);
+    bench_workload_find("seed", &o->w);
     int context = -1, horizon = -1, samples = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
-            exit(0);
+            return 1;
         }
         if (!strcmp(a, "--floor")) {
             o->floor = true;
             continue;
         }
-        if (!v || (strcmp(a, "--address") && strcmp(a, "--workload") && strcmp(a, "--format") &&
-                   parse_num(v, &x) != 0)) {
-            fprintf(stderr, "toto-loadgen: %s needs a %svalue\n", a, v ? "numeric " : "");
+        bool text = is_text_option(a);
+        if (!v || (!text && parse_num(v, &x) != 0)) {
+            fprintf(stderr, "toto bench: %s needs a %svalue (see --help)\n", a,
+                    v && !text ? "numeric " : "");
             return -1;
         }
         i++;
-        if (!strcmp(a, "--address"))
-            o->address = v;
-        else if (!strcmp(a, "--format") && (!strcmp(v, "md") || !strcmp(v, "kv")))
-            o->format = v;
-        else if (!strcmp(a, "--workload") && find_workload(v, &o->w) == 0)
-            continue;
-        else if (!strcmp(a, "--clients") && x >= 1 && x <= 4096)
-            o->clients = (int)x;
-        else if (!strcmp(a, "--duration-s") && x > 0)
-            o->duration_s = x;
-        else if (!strcmp(a, "--warmup-s") && x >= 0)
-            o->warmup_s = x;
-        else if (!strcmp(a, "--timeout-s") && x > 0)
-            o->timeout_s = x;
-        else if (!strcmp(a, "--wait-s") && x >= 0)
-            o->wait_s = x;
-        else if (!strcmp(a, "--context") && x >= 1)
-            context = (int)x;
-        else if (!strcmp(a, "--horizon") && x >= 1)
-            horizon = (int)x;
-        else if (!strcmp(a, "--samples") && x >= 0)
-            samples = (int)x;
-        else if (!strcmp(a, "--floor-hold-us") && x >= 0 && x <= 10e6)
-            o->hold_us = x;
-        else {
-            fprintf(stderr, "toto-loadgen: bad option or value: %s %s (see --help)\n", a, v);
+        if (text ? !text_option(o, a, v, socket_addr, len)
+                 : !num_option(o, a, x, &context, &horizon, &samples)) {
+            fprintf(stderr, "toto bench: bad option or value: %s %s (see --help; workloads: %s)\n",
+                    a, v, bench_workload_names());
             return -1;
         }
     }
@@ -583,17 +615,15 @@ static int parse_args(int argc, char **argv, options *o) {
     o->w.samples = samples >= 0 ? samples : o->w.samples;
     if (o->floor)
         o->clients = 1;
-    if (!o->address) {
-        fprintf(stderr, "toto-loadgen: --address is required (see --help)\n");
-        return -1;
-    }
+    if (!o->address)
+        o->address = toto_default_address();
     return 0;
 }
 
 static void report_errors(const client *cs, int nc) {
     for (int i = 0; i < nc; i++)
         if (cs[i].errors)
-            fprintf(stderr, "toto-loadgen: client %d: %llu errors, first: %s\n", i,
+            fprintf(stderr, "toto bench: client %d: %llu errors, first: %s\n", i,
                     (unsigned long long)cs[i].errors, cs[i].first_error);
 }
 
@@ -605,7 +635,7 @@ static int run_clients(client *cs, int nc) {
         cs[started].buf = malloc(cs[started].buf_cap);
         if (!cs[started].buf ||
             pthread_create(&cs[started].thread, NULL, client_main, &cs[started])) {
-            fprintf(stderr, "toto-loadgen: cannot start client %d\n", started);
+            fprintf(stderr, "toto bench: cannot start client %d\n", started);
             rc = -1;
             break;
         }
@@ -616,23 +646,23 @@ static int run_clients(client *cs, int nc) {
 }
 
 /* --floor: captures a real result from the daemon, then starts the echo process. */
-static int start_floor(const options *o, const char *prefix, size_t prefix_len, pid_t *child) {
-    char err[200], *line = malloc(prefix_len + 4), *result = NULL;
+static int start_floor(const options *o, const bench_request *req, pid_t *child) {
+    char err[200], *line = malloc(req->len + 4), *result = NULL;
     int fd = connect_retrying(o->address, o->wait_s), echo = -1;
     if (fd < 0)
         snprintf(err, sizeof err, "connect %s: %s", o->address, strerror(errno));
     else if (!line)
         snprintf(err, sizeof err, "out of memory");
     else {
-        memcpy(line, prefix, prefix_len);
-        memcpy(line + prefix_len, "0}\n", 3);
-        result = floor_capture_result(fd, line, prefix_len + 3, o->timeout_s, o->hold_us / 1e3, err,
+        memcpy(line, req->prefix, req->len);
+        memcpy(line + req->len, "0}\n", 3);
+        result = floor_capture_result(fd, line, req->len + 3, o->timeout_s, o->hold_us / 1e3, err,
                                       sizeof err);
     }
     if (result && (echo = floor_start(result, (long)o->hold_us, child)) < 0)
         snprintf(err, sizeof err, "cannot start the echo process: %s", strerror(errno));
     if (echo < 0)
-        fprintf(stderr, "toto-loadgen: --floor: %s\n", err);
+        fprintf(stderr, "toto bench: --floor: %s\n", err);
     if (fd >= 0)
         close(fd);
     free(line);
@@ -640,48 +670,69 @@ static int start_floor(const options *o, const char *prefix, size_t prefix_len, 
     return echo;
 }
 
-int main(int argc, char **argv) {
-    options o;
-    if (parse_args(argc, argv, &o) != 0)
-        return 2;
-    plan p = {.o = &o, .floor_fd = -1};
-    char *prefix = encode_prefix(&o.w, &p.prefix_len);
-    client *cs = calloc((size_t)o.clients, sizeof *cs);
-    if (!prefix || !cs) {
-        fprintf(stderr, "toto-loadgen: out of memory\n");
-        free(prefix);
-        free(cs);
-        return 1;
+/* The requests to send: the file's, or the workload's one. 0, or -1 (printed). */
+static int load_requests(const options *o, bench_requests *reqs) {
+    char err[512];
+    if (o->requests_path) {
+        if (bench_requests_from_file(o->requests_path, reqs, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "toto bench: --requests %s\n", err);
+        return -1;
     }
-    p.prefix = prefix;
-    pid_t floor_child = -1;
-    if (o.floor && (p.floor_fd = start_floor(&o, prefix, p.prefix_len, &floor_child)) < 0) {
-        free(prefix);
-        free(cs);
+    if (bench_requests_from_workload(&o->w, reqs) == 0)
+        return 0;
+    fprintf(stderr, "toto bench: out of memory\n");
+    return -1;
+}
+
+/* Runs the clients and reports; the exit status. */
+static int measure(const options *o, plan *p) {
+    client *cs = calloc((size_t)o->clients, sizeof *cs);
+    if (!cs) {
+        fprintf(stderr, "toto bench: out of memory\n");
         return 1;
     }
     /* Connecting (and waiting for the daemon) happens inside the warm-up. */
-    p.warmup_end_ns = now_ns() + (uint64_t)(o.warmup_s * 1e9);
-    p.end_ns = p.warmup_end_ns + (uint64_t)(o.duration_s * 1e9);
-    for (int i = 0; i < o.clients; i++)
-        cs[i] = (client){.p = &p, .index = i, .fd = -1};
-    int rc = run_clients(cs, o.clients);
+    p->warmup_end_ns = now_ns() + (uint64_t)(o->warmup_s * 1e9);
+    p->end_ns = p->warmup_end_ns + (uint64_t)(o->duration_s * 1e9);
+    for (int i = 0; i < o->clients; i++)
+        cs[i] = (client){.p = p, .index = i, .fd = -1};
+    int rc = run_clients(cs, o->clients);
     summary s = {0};
-    if (rc == 0 && summarize(&p, cs, o.clients, &s) == 0)
-        print_summary(&o, &s);
-    else
+    if (rc == 0 && summarize(p, cs, o->clients, &s) == 0) {
+        print_summary(o, &s);
+        if (o->json_path && write_json(o, &s) != 0)
+            rc = -1;
+    } else
         rc = -1;
-    report_errors(cs, o.clients);
+    report_errors(cs, o->clients);
     if (rc == 0 && s.n == 0)
-        fprintf(stderr, "toto-loadgen: no answer was measured\n");
-    int status = rc != 0 || s.errors || s.n == 0 ? 1 : 0;
-    if (o.floor)
-        floor_stop(p.floor_fd, floor_child);
-    for (int i = 0; i < o.clients; i++) {
+        fprintf(stderr, "toto bench: no answer was measured\n");
+    for (int i = 0; i < o->clients; i++) {
         free(cs[i].buf);
         free(cs[i].samples);
     }
     free(cs);
-    free(prefix);
+    return rc != 0 || s.errors || s.n == 0 ? 1 : 0;
+}
+
+int toto_bench_main(int argc, char **argv) {
+    options o;
+    char socket_addr[PATH_MAX + 8];
+    int parsed = parse_args(argc, argv, &o, socket_addr, sizeof socket_addr);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
+    bench_requests reqs;
+    if (load_requests(&o, &reqs) != 0)
+        return o.requests_path ? 2 : 1;
+    atomic_llong measured = 0;
+    plan p = {.o = &o, .reqs = &reqs, .floor_fd = -1, .measured = &measured};
+    pid_t floor_child = -1;
+    int status = 1;
+    if (!o.floor || (p.floor_fd = start_floor(&o, &reqs.items[0], &floor_child)) >= 0)
+        status = measure(&o, &p);
+    if (o.floor && p.floor_fd >= 0)
+        floor_stop(p.floor_fd, floor_child);
+    bench_requests_free(&reqs);
     return status;
 }

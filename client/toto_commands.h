@@ -1,0 +1,15 @@
+/*
+ * toto_commands.h - the subcommands of the `toto` CLI (client/toto.c).
+ * Each takes the arguments after the command's name (argv[0] is the
+ * command's name) and returns the process's exit status (docs/toto-cli.md):
+ * 0 success, 1 the daemon or the system failed, 2 bad usage or input.
+ */
+#ifndef TOTO_COMMANDS_H
+#define TOTO_COMMANDS_H
+
+int toto_bench_main(int argc, char **argv);
+
+/* The daemon's address when none is given: $TOTO_ADDRESS, else the default socket. */
+const char *toto_default_address(void);
+
+#endif
