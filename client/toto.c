@@ -16,6 +16,10 @@ typedef struct command {
 } command;
 
 static const command kCommands[] = {
+    {"forecast", toto_forecast_main, "forecast a series from a CSV file or stdin"},
+    {"health", toto_health_main, "the daemon's health (exit 3 when degraded)"},
+    {"info", toto_info_main, "the model, its limits and the daemon's settings"},
+    {"metrics", toto_metrics_main, "counters, histograms, drift and shadow checks"},
     {"bench", toto_bench_main, "load generator: throughput and latency percentiles"},
 };
 

@@ -50,7 +50,7 @@
 typedef struct options {
     const char *address, *format, *json_path, *requests_path;
     bench_workload w;
-    long long count; /* --count: stop after this many measured answers (0: by duration) */
+    long long count; /* --count: stop after this many answers (0: by duration) */
     int clients;
     bool floor;     /* against the echo process, not the daemon */
     double hold_us; /* --floor-hold-us: the echo process holds each answer this long */
@@ -310,10 +310,12 @@ static int round_trip(client *c, uint64_t id) {
     uint64_t t1 = now_ns();
     consume_line(c, (size_t)len);
     s.latency_ms = (double)(t1 - t0) / 1e6;
-    /* Requests sent during the warm-up are not measured. */
+    /* Requests sent during the warm-up are not measured; --count counts error
+     * answers too, so that a run of refused requests ends. */
+    if (t0 >= c->p->warmup_end_ns)
+        atomic_fetch_add(c->p->measured, 1);
     if (ok && t0 >= c->p->warmup_end_ns) {
         c->last_finish_ns = t1;
-        atomic_fetch_add(c->p->measured, 1);
         if (push_sample(c, &s) != 0) {
             client_error(c, "out of memory");
             return -1;

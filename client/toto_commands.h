@@ -8,6 +8,10 @@
 #define TOTO_COMMANDS_H
 
 int toto_bench_main(int argc, char **argv);
+int toto_health_main(int argc, char **argv);
+int toto_info_main(int argc, char **argv);
+int toto_metrics_main(int argc, char **argv);
+int toto_forecast_main(int argc, char **argv);
 
 /* The daemon's address when none is given: $TOTO_ADDRESS, else the default socket. */
 const char *toto_default_address(void);
