@@ -39,8 +39,9 @@ typedef struct forecast_options {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: toto forecast --horizon H [--csv FILE] [--time-column NAME]\n"
-            "                     [--value-column NAME]... [--interval 1h] [--keep-gaps]\n"
-            "                     [--skip-bad-rows] [--duplicates error|first|last]\n"
+            "                     [--value-column NAME]... [--delimiter C] [--interval 1h]\n"
+            "                     [--keep-gaps] [--skip-bad-rows]\n"
+            "                     [--duplicates error|first|last]\n"
             "                     [--context N] [--holdout N] [--samples N]\n"
             "                     [--quantiles 0.1,0.5,0.9] [--seed N] [--series-id ID]\n"
             "                     [--output table|csv|json] [--plot FILE.png]\n"
@@ -51,6 +52,8 @@ static void usage(FILE *f) {
             "by --time-column (rows in any order; missing grid steps become missing values\n"
             "unless --keep-gaps; docs/csv-input.md). Without --csv, stdin holds plain numbers\n"
             "(whitespace or comma separated; nan or empty = missing), oldest first.\n\n"
+            "  --time-column N   omitted: the rows are steps in file order\n"
+            "  --delimiter C     one character, or tab (default ,)\n"
             "  --interval I      the grid step: seconds, or a number with s, m, h, d\n"
             "                    (default: the most common difference between rows)\n"
             "  --skip-bad-rows   skip malformed rows, each reported on stderr (default: fail\n"
@@ -130,7 +133,11 @@ static int text_option(forecast_options *o, const char *a, const char *v) {
         return parse_levels(v, o) ? 1 : -1;
     else if (!strcmp(a, "--duplicates"))
         return parse_duplicates(v, &o->csv_opt.duplicates) ? 1 : -1;
-    else if (!strcmp(a, "--interval"))
+    else if (!strcmp(a, "--delimiter")) {
+        if (strlen(v) != 1 && strcmp(v, "tab"))
+            return -1;
+        o->csv_opt.delimiter = strcmp(v, "tab") ? v[0] : '\t';
+    } else if (!strcmp(a, "--interval"))
         return (o->csv_opt.interval_s = parse_interval(v)) > 0 ? 1 : -1;
     else
         return 0;

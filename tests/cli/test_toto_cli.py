@@ -237,6 +237,19 @@ def check_forecast(tap, d, tmp):
            "a CSV on stdin, rows out of order, ISO times with Z", out + err)
 
 
+def check_forecast_file_order(tap, d):
+    rc, out, err = run("forecast", "--socket", d.sock, "--csv", "-", "--delimiter", ";",
+                       "--value-column", "b", "--horizon", "2", stdin="a;b\n1;2\n3;4\n5;6\n")
+    rows = table_rows(out)
+    c = d.client()
+    direct = c.call("forecast", {"series": [2, 4, 6], "prediction_length": 2})["result"]["mean"][0]
+    c.close()
+    ok = rc == 0 and [r[0] for r in rows] == ["+1", "+2"]
+    ok = ok and all(abs(float(r[2]) - m) <= 1e-5 * abs(m) for r, m in zip(rows, direct))
+    tap.ok(ok, "no time column, ';' delimiter: the rows in file order, the daemon's forecast",
+           out + err)
+
+
 def check_forecast_errors(tap, d, tmp):
     sock = d.sock
     bad = os.path.join(tmp, "bad.csv")
@@ -283,6 +296,7 @@ def main():
         check_status_commands(tap, d)
         check_bench(tap, d, tmp)
         check_forecast(tap, d, tmp)
+        check_forecast_file_order(tap, d)
         check_forecast_errors(tap, d, tmp)
     tap.done()
 
