@@ -151,9 +151,11 @@ class Call:
         return "<Call id=%d method=%s %s>" % (self.id, self.method, state)
 
     def done(self) -> bool:
+        """True once the call has its answer, its error, or was cancelled."""
         return self._done.is_set()
 
     def cancelled(self) -> bool:
+        """True if cancel() stopped the wait before the answer came."""
         return isinstance(self._error, concurrent.futures.CancelledError)
 
     def result(self, timeout: Optional[float] = None) -> Any:
@@ -241,6 +243,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """True once the connection broke or was closed (it is never reopened)."""
         return self._closed_reason is not None
 
     def submit(

@@ -157,10 +157,12 @@ class Forecast:
 
     @property
     def num_variates(self) -> int:
+        """V, the number of variates forecast."""
         return len(self.mean)
 
     @property
     def prediction_length(self) -> int:
+        """h, the number of steps forecast."""
         return len(self.mean[0]) if len(self.mean) else 0
 
     @classmethod
