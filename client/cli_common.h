@@ -21,13 +21,15 @@ enum {
 typedef struct cli_connection {
     const char *address; /* NULL: the library's default ($TOTO_ADDRESS, the socket) */
     char socket_address[PATH_MAX + 8];
-    int timeout_ms; /* per answer; the library's default unless set */
+    int timeout_ms;         /* per answer; the library's default unless set */
+    const char *token_file; /* --token-file, else $TOTO_TOKEN_FILE; NULL: no token */
 } cli_connection;
 
 void cli_connection_init(cli_connection *c);
 
 /*
- * Takes option a with value v if it is a connection option: 1 taken, 0 not
+ * Takes option a with value v if it is a connection option (--address,
+ * --socket, --timeout-ms, --token-file): 1 taken, 0 not
  * one of them, -1 a bad value (message printed, prefixed with cmd).
  */
 int cli_connection_option(cli_connection *c, const char *cmd, const char *a, const char *v);

@@ -77,6 +77,8 @@ static int add_warning(csv_series *s, size_t line, const char *message) {
 static int reject_row(reading *rd, size_t line, const char *fmt, ...) {
     char msg[512];
     int n = snprintf(msg, sizeof msg, "%s:%zu: ", rd->name, line);
+    if (n < 0 || (size_t)n >= sizeof msg) /* a long name (a path): the rest is cut */
+        n = n < 0 ? 0 : (int)sizeof msg - 1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);

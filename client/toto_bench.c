@@ -46,9 +46,12 @@
 #include "bench_workload.h"
 #include "loadgen_floor.h"
 #include "toto_commands.h"
+#include "totoclient.h"
 
 typedef struct options {
     const char *address, *format, *json_path, *requests_path;
+    const char *token_file; /* --token-file, else $TOTO_TOKEN_FILE */
+    char *auth_line;        /* then: the auth request each connection sends first */
     bench_workload w;
     long long count; /* --count: stop after this many answers (0: by duration) */
     int clients;
@@ -324,6 +327,36 @@ static int round_trip(client *c, uint64_t id) {
     return 0;
 }
 
+/* --token-file: presents the token (the `auth` method) before the load. */
+static int authenticate(client *c) {
+    const char *line = c->p->o->auth_line;
+    size_t len = strlen(line);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(c->fd, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            client_error(c, "auth: write: %s", strerror(errno));
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    ssize_t n = read_line(c, now_ns() + (uint64_t)(c->p->o->timeout_s * 1e9));
+    if (n < 0) {
+        client_error(c, "auth: read: %s", strerror(errno));
+        return -1;
+    }
+    json_t *root = json_loadb(c->buf, (size_t)n, 0, NULL);
+    json_t *error = json_object_get(root, "error");
+    if (!root || error)
+        client_error(c, "auth: %s",
+                     error ? json_string_value(json_object_get(error, "message")) : "bad answer");
+    int rc = root && !error ? 0 : -1;
+    json_decref(root);
+    consume_line(c, (size_t)n);
+    return rc;
+}
+
 /* By --count, or by time (the duration after the warm-up). */
 static bool plan_done(const plan *p) {
     if (p->o->count > 0)
@@ -337,6 +370,11 @@ static void *client_main(void *arg) {
         c->p->floor_fd >= 0 ? c->p->floor_fd : connect_retrying(c->p->o->address, c->p->o->wait_s);
     if (c->fd < 0) {
         client_error(c, "connect %s: %s", c->p->o->address, strerror(errno));
+        return NULL;
+    }
+    if (c->p->o->auth_line && c->fd != c->p->floor_fd && authenticate(c) != 0) {
+        close(c->fd);
+        c->fd = -1;
         return NULL;
     }
     /* Ids are distinct across clients, though each connection has its own. */
@@ -493,7 +531,7 @@ static void usage(FILE *f) {
             "                  [--duration-s S | --count N] [--warmup-s W]\n"
             "                  [--workload NAME | --requests FILE] [--context T] [--horizon H]\n"
             "                  [--samples N] [--timeout-s S] [--wait-s S] [--format md|kv]\n"
-            "                  [--json FILE] [--floor [--floor-hold-us US]]\n"
+            "                  [--json FILE] [--token-file FILE] [--floor [--floor-hold-us US]]\n"
             "\n"
             "Closed loop: each of N clients (threads, one connection each) sends a forecast,\n"
             "waits for its answer and sends the next, for --duration-s seconds (default 5)\n"
@@ -507,6 +545,9 @@ static void usage(FILE *f) {
             "  --requests FILE   JSON lines, each a forecast's params or a forecast request,\n"
             "                    sent in turn instead of a preset\n"
             "  --wait-s S        retry connecting for S seconds while the daemon starts\n"
+            "  --token-file FILE each connection first presents this token (auth; default\n"
+            "                    $TOTO_TOKEN_FILE): a daemon with auth-token-file needs it\n"
+            "                    over TCP\n"
             "  --timeout-s S     an answer slower than S seconds is an error (default 60)\n"
             "  --floor           one client against an echo process answering with a result\n"
             "                    captured from the daemon (the socket floor), after holding\n"
@@ -525,8 +566,8 @@ static int parse_num(const char *v, double *out) {
 }
 
 static bool is_text_option(const char *a) {
-    static const char *const names[] = {"--address", "--socket", "--workload",
-                                        "--format",  "--json",   "--requests"};
+    static const char *const names[] = {"--address", "--socket",   "--workload",  "--format",
+                                        "--json",    "--requests", "--token-file"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i]))
             return true;
@@ -548,6 +589,8 @@ static bool text_option(options *o, const char *a, const char *v, char *socket_a
         o->json_path = v;
     else if (!strcmp(a, "--requests"))
         o->requests_path = v;
+    else if (!strcmp(a, "--token-file"))
+        o->token_file = v;
     else
         return false;
     return true;
@@ -718,15 +761,46 @@ static int measure(const options *o, plan *p) {
     return rc != 0 || s.errors || s.n == 0 ? 1 : 0;
 }
 
+/* --token-file: the auth request line. 0, or -1 (message printed). */
+static int make_auth_line(options *o) {
+    if (!o->token_file) {
+        const char *env = getenv("TOTO_TOKEN_FILE");
+        o->token_file = env && *env ? env : NULL;
+    }
+    if (!o->token_file)
+        return 0;
+    char token[1100];
+    toto_client_error err;
+    if (toto_client_read_token_file(o->token_file, token, sizeof token, &err)) {
+        fprintf(stderr, "toto bench: %s\n", err.message);
+        return -1;
+    }
+    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s}}", "jsonrpc", "2.0", "id", 0, "method", "auth",
+                            "params", "token", token);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    o->auth_line = text ? malloc(strlen(text) + 2) : NULL;
+    if (o->auth_line)
+        sprintf(o->auth_line, "%s\n", text);
+    free(text);
+    if (!o->auth_line)
+        fprintf(stderr, "toto bench: out of memory\n");
+    return o->auth_line ? 0 : -1;
+}
+
 int toto_bench_main(int argc, char **argv) {
     options o;
     char socket_addr[PATH_MAX + 8];
     int parsed = parse_args(argc, argv, &o, socket_addr, sizeof socket_addr);
     if (parsed != 0)
         return parsed > 0 ? 0 : 2;
+    if (make_auth_line(&o) != 0)
+        return 2;
     bench_requests reqs;
-    if (load_requests(&o, &reqs) != 0)
+    if (load_requests(&o, &reqs) != 0) {
+        free(o.auth_line);
         return o.requests_path ? 2 : 1;
+    }
     atomic_llong measured = 0;
     plan p = {.o = &o, .reqs = &reqs, .floor_fd = -1, .measured = &measured};
     pid_t floor_child = -1;
@@ -736,5 +810,6 @@ int toto_bench_main(int argc, char **argv) {
     if (o.floor && p.floor_fd >= 0)
         floor_stop(p.floor_fd, floor_child);
     bench_requests_free(&reqs);
+    free(o.auth_line);
     return status;
 }

@@ -8,6 +8,7 @@
 
 toto_client_params toto_client_default_params(void) {
     toto_client_params p;
+    memset(&p, 0, sizeof p);
     p.connect_timeout_ms = 5000;
     p.timeout_ms = 60000;
     p.max_inflight = 256;

@@ -106,10 +106,22 @@ typedef struct toto_client_params {
                                request is sent); 0: no bound. Default 60000 */
     int max_inflight;       /* forecast_many keeps at most this many requests unanswered;
                                at most totod's max-inflight (default 256). Default 256 */
+    const char *token;      /* NULL: none. Else sent with the `auth` method right after
+                               connecting (a daemon with auth-token-file needs it over
+                               TCP; docs/security.md); a refused token fails the open
+                               with ESERVER -32004. Not copied: keep it alive until
+                               toto_client_open() returns */
 } toto_client_params;
 
-/* The defaults above. */
+/* The defaults above (no token). */
 toto_client_params toto_client_default_params(void);
+
+/*
+ * Reads a token file as the daemon does: its first line, surrounding white
+ * space trimmed, into buf (len bytes with the NUL). 0, or EINVAL with a
+ * message (a missing or empty file, a token longer than the buffer).
+ */
+int toto_client_read_token_file(const char *path, char *buf, size_t len, toto_client_error *err);
 
 /*
  * Connects to address (see toto_client_parse_address; NULL means the default).

@@ -5,12 +5,14 @@
  * with a deadline (totoclient_pipeline.c), so a stuck daemon can never hang a
  * caller past its timeout.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "totoclient_internal.h"
 
@@ -139,6 +143,43 @@ static int check_params(const toto_client_params *p, toto_client_error *err) {
     return TOTO_CLIENT_OK;
 }
 
+/* Presents the token (the `auth` method) on a fresh connection. */
+static int authenticate(toto_client *c, const char *token, toto_client_error *err) {
+    json_t *params = json_pack("{s:s}", "token", token);
+    char *text = params ? json_dumps(params, JSON_COMPACT) : NULL, *result = NULL;
+    json_decref(params);
+    if (!text)
+        return tc_error(err, TOTO_CLIENT_EINVAL, "token: not valid UTF-8");
+    int kind = toto_client_call(c, "auth", text, -1, &result, err);
+    free(text);
+    toto_client_string_free(result);
+    return kind;
+}
+
+int toto_client_read_token_file(const char *path, char *buf, size_t len, toto_client_error *err) {
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return tc_error(err, TOTO_CLIENT_EINVAL, "token file %s: %s", path ? path : "(null)",
+                        strerror(errno));
+    char line[2048];
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *start = line, *end = got ? line + strlen(line) : line;
+    while (start < end && isspace((unsigned char)*start))
+        start++;
+    while (end > start && isspace((unsigned char)end[-1]))
+        end--;
+    if (end == start)
+        return tc_error(err, TOTO_CLIENT_EINVAL, "token file %s: no token on its first line", path);
+    if ((size_t)(end - start) >= len)
+        return tc_error(err, TOTO_CLIENT_EINVAL,
+                        "token file %s: the token is longer than %zu bytes", path, len - 1);
+    memcpy(buf, start, (size_t)(end - start));
+    buf[end - start] = '\0';
+    tc_error_clear(err);
+    return TOTO_CLIENT_OK;
+}
+
 int toto_client_open(const char *address, const toto_client_params *params, toto_client **out,
                      toto_client_error *err) {
     if (out == NULL)
@@ -168,6 +209,10 @@ int toto_client_open(const char *address, const toto_client_params *params, toto
                                               : connect_tcp(c, &a, deadline, err);
     if (kind != TOTO_CLIENT_OK) {
         free(c);
+        return kind;
+    }
+    if (p.token && (kind = authenticate(c, p.token, err)) != TOTO_CLIENT_OK) {
+        toto_client_free(c);
         return kind;
     }
     tc_error_clear(err);

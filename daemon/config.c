@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -40,12 +41,24 @@ static const setting settings[] = {
     {"device", STR(device), 0, 0, "DEV", "cpu, cuda or cuda:N"},
     {"dtype", STR(dtype), 0, 0, "TYPE", "float32 or float64"},
     {"unix", STR(unix_path), 0, 0, "PATH", "Unix socket (mode 0660); 'none' disables it"},
-    {"tcp", STR(tcp), 0, 0, "HOST:PORT", "TCP listener; ':PORT' means 127.0.0.1; port 0 picks one"},
+    {"unix-mode", STR(unix_mode), 0, 0, "MODE",
+     "the Unix socket's permissions, octal, 0600 to 0777 (under socket activation: the socket "
+     "unit's SocketMode=)"},
+    {"unix-group", STR(unix_group), 0, 0, "GROUP",
+     "give the Unix socket to this group, a name or a gid (totod's user must be in it, or root; "
+     "under socket activation: SocketGroup=)"},
+    {"tcp", STR(tcp), 0, 0, "HOST:PORT",
+     "TCP listener; ':PORT' means 127.0.0.1 (another host only when written out); port 0 "
+     "picks one"},
     {"http", STR(http), 0, 0, "HOST:PORT",
      "HTTP listener: GET /health, /ready, /metrics; POST /v1/forecast; ':PORT' means 127.0.0.1"},
     {"http-idle-timeout-ms", NUM(KIND_INT, http_idle_timeout_ms, 0, 86400000), "MS",
      "close an HTTP connection idle this long, or a request not complete this long after its "
      "first byte (not while its forecast runs); 0: never"},
+    {"auth-token-file", STR(auth_token_file), 0, 0, "FILE",
+     "TCP clients must send the method auth, HTTP clients 'Authorization: Bearer TOKEN' (but for "
+     "/health, /ready), with the token on this file's first line (16 to 1024 bytes; the file "
+     "readable by totod's user only); the Unix socket needs none (docs/security.md)"},
     {"config", STR(config_file), 0, 0, "FILE", "config file of 'key = value' lines"},
     {"stdio", FLAG(stdio), NULL,
      "serve one client on stdin/stdout (files, pipes or a terminal); open no socket"},
@@ -138,6 +151,8 @@ static void defaults(totod_config *cfg) {
     } else {
         snprintf(cfg->unix_path, sizeof cfg->unix_path, "/run/toto/toto.sock");
     }
+    snprintf(cfg->unix_mode, sizeof cfg->unix_mode, "0660");
+    cfg->unix_gid = -1;
     cfg->http_idle_timeout_ms = 30000;
     cfg->compile = true;
     snprintf(cfg->compile_mode, sizeof cfg->compile_mode, "reduce-overhead");
@@ -476,6 +491,63 @@ static int check_address(totod_config *cfg, char *addr, const char *name, FILE *
     return 0;
 }
 
+/* unix-mode: octal, owner read and write at least, no set-id or sticky bits. */
+static int check_unix_mode(totod_config *cfg, FILE *err) {
+    char where[TOTOD_PATH_MAX + 64], *end;
+    errno = 0;
+    unsigned long mode = strtoul(cfg->unix_mode, &end, 8);
+    bool octal = cfg->unix_mode[0] && !*end && !errno && cfg->unix_mode[0] != '-' &&
+                 cfg->unix_mode[0] != '+' && !isspace((unsigned char)cfg->unix_mode[0]);
+    if (!octal || mode > 0777 || (mode & 0600) != 0600) {
+        fprintf(err,
+                "totod: %s: expected an octal mode from 0600 to 0777 that lets the owner read and "
+                "write (e.g. 0660), got '%s'\n",
+                where_set(cfg, "unix-mode", where, sizeof where), cfg->unix_mode);
+        return -1;
+    }
+    cfg->unix_mode_bits = (unsigned)mode;
+    return 0;
+}
+
+/* unix-group: a gid as digits, else a group name looked up now. */
+static int check_unix_group(totod_config *cfg, FILE *err) {
+    char where[TOTOD_PATH_MAX + 64], buf[16384], *end;
+    struct group gr, *found = NULL;
+    cfg->unix_gid = -1;
+    if (!cfg->unix_group[0])
+        return 0;
+    errno = 0;
+    unsigned long gid = strtoul(cfg->unix_group, &end, 10);
+    if (isdigit((unsigned char)cfg->unix_group[0]) && !*end && !errno && gid < 0x7fffffffUL) {
+        cfg->unix_gid = (long)gid;
+        return 0;
+    }
+    int rc = getgrnam_r(cfg->unix_group, &gr, buf, sizeof buf, &found);
+    if (!found) {
+        fprintf(err, "totod: %s: no such group '%s'%s%s (a group name or a numeric gid)\n",
+                where_set(cfg, "unix-group", where, sizeof where), cfg->unix_group, rc ? ": " : "",
+                rc ? strerror(rc) : "");
+        return -1;
+    }
+    cfg->unix_gid = (long)found->gr_gid;
+    return 0;
+}
+
+/* auth-token-file: read and checked now, so that a bad one stops totod from starting. */
+static int check_auth_token(totod_config *cfg, FILE *err) {
+    char where[TOTOD_PATH_MAX + 64], message[TOTOD_PATH_MAX + 200];
+    cfg->auth_token_len = 0;
+    if (!cfg->auth_token_file[0])
+        return 0;
+    if (auth_token_load(cfg->auth_token_file, cfg->auth_token, &cfg->auth_token_len, message,
+                        sizeof message)) {
+        fprintf(err, "totod: %s: %s; refusing to start without a usable token\n",
+                where_set(cfg, "auth-token-file", where, sizeof where), message);
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks that need more than one value, or the file system. */
 static int check_values(totod_config *cfg, FILE *err) {
     char where[TOTOD_PATH_MAX + 64], message[512], path[TOTOD_PATH_MAX + 16];
@@ -505,6 +577,8 @@ static int check_values(totod_config *cfg, FILE *err) {
         cfg->unix_path[0] = '\0';
     if (check_address(cfg, cfg->tcp, "tcp", err) || check_address(cfg, cfg->http, "http", err))
         return -1;
+    if (check_unix_mode(cfg, err) || check_unix_group(cfg, err) || check_auth_token(cfg, err))
+        return -1;
     toto_config arch;
     snprintf(path, sizeof path, "%s/config.json", cfg->model);
     if (toto_config_load(path, &arch, message, sizeof message) != TOTO_OK) {
@@ -512,10 +586,13 @@ static int check_values(totod_config *cfg, FILE *err) {
                 where_set(cfg, "model", where, sizeof where), message);
         return -1;
     }
-    char *mine = realpath(cfg->model, NULL), *bundled = realpath(TOTO_DEFAULT_MODEL_DIR, NULL);
-    cfg->untrained = mine && bundled && !strcmp(mine, bundled);
-    free(mine);
-    free(bundled);
+    /* Untrained: the checkpoint directory carries a file named UNTRAINED, the
+     * marker of random weights (models/default is trained, so it has none). */
+    snprintf(path, sizeof path, "%s/UNTRAINED", cfg->model);
+    FILE *marker = fopen(path, "r");
+    cfg->untrained = marker != NULL;
+    if (marker)
+        fclose(marker);
     return 0;
 }
 
@@ -546,8 +623,8 @@ static void print_help(FILE *out) {
             "  %-30s show this help\n  %-30s show the version\n\n"
             "Precedence: flags > environment (TOTO_*) > config file > defaults. The config\n"
             "file holds 'key = value' lines (keys as the flags, without dashes; '#' starts a\n"
-            "comment line). The default model is the bundled one: a small UNTRAINED checkpoint,\n"
-            "reported as untrained.\n\n"
+            "comment line). The default model is the bundled one (models/default): a small\n"
+            "trained Toto; a checkpoint directory holding a file UNTRAINED is reported untrained.\n\n"
             "Queued forecasts are batched round-robin across connections (each connection's\n"
             "in the order sent), so one client's long pipeline does not delay the others.\n\n"
             "With --stdio, 'totod --stdio < requests.jsonl > answers.jsonl' answers every line\n"

@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "auth.h"
+
 #define TOTOD_PATH_MAX 4096
 /* sockaddr_un.sun_path holds 108 bytes, the terminating NUL included. */
 #define TOTOD_UNIX_PATH_MAX 107
@@ -34,9 +36,12 @@ typedef struct totod_config {
     char device[32];                         /* cpu, cuda, cuda:N */
     char dtype[16];                          /* float32, float64 */
     char unix_path[TOTOD_UNIX_PATH_MAX + 1]; /* "" disables the Unix listener */
+    char unix_mode[8];                       /* octal text; unix_mode_bits once checked */
+    char unix_group[64];                     /* a group name or gid; "" leaves totod's own */
     char tcp[256];                           /* HOST:PORT; "" disables */
     char http[256];                          /* HOST:PORT; "" disables (httpd.h) */
     int64_t http_idle_timeout_ms;            /* HTTP: idle or slow-request limit; 0: none */
+    char auth_token_file[TOTOD_PATH_MAX];    /* TCP and HTTP need its token; "": no token */
     char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
     bool stdio;                              /* serve one client on stdin/stdout only */
     bool compile;                            /* TOTO_COMPILE: build the compiled path */
@@ -67,7 +72,12 @@ typedef struct totod_config {
     int64_t max_num_samples;
     int64_t max_context_length;
     int64_t max_variates;
-    bool untrained;           /* derived: model is the bundled untrained checkpoint */
+    bool untrained;          /* derived: the model directory holds an UNTRAINED marker */
+    unsigned unix_mode_bits; /* derived from unix_mode */
+    long unix_gid;           /* derived from unix_group; -1: none */
+    /* Derived: the token read from auth_token_file (auth.h); never printed. */
+    char auth_token[AUTH_TOKEN_MAX + 1];
+    size_t auth_token_len;    /* 0: no token configured */
     config_source source[48]; /* per setting, indexed like the settings table */
 } totod_config;
 

@@ -127,6 +127,12 @@ struct conn {
     bool ending;        /* write side shutting down, then close */
     bool closing;       /* uv_close called */
     bool failed;        /* closed by a read or write error, not by agreement */
+    /* Access (docs/security.md), set and read by the server, not here: a Unix
+     * socket or stdio connection is local (its file permissions decided);
+     * a TCP one is authenticated once it presented the token. */
+    bool local;
+    bool authenticated;
+    int auth_failures; /* wrong tokens so far; AUTH_MAX_FAILURES closes */
 };
 
 /* Accepts a pending connection on listener (TCP or Unix). NULL on failure. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "httpd.h"
 #include "json_read.h"
 #include "jsonrpc.h"
@@ -240,11 +241,73 @@ static void rpc_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
         reply_error(s, c, b, call->id, r.code, r.message, r.data);
 }
 
+/* The answer to a refusal that did not queue anything. */
+static void reply_refusal(server *s, conn *c, rpc_batch *b, const json_t *id, dispatch_refusal *r) {
+    reply_error(s, c, b, id, r->code, r->message, r->data);
+}
+
+/* The method auth (access.h); the connection closes after the last wrong token. */
+static void rpc_auth(server *s, conn *c, rpc_batch *b, const rpc_call *call) {
+    dispatch_refusal r;
+    bool close;
+    if (call->notification)
+        return; /* a token whose outcome nobody hears is not checked */
+    json_t *result = access_auth(s, c, call->params, &r, &close);
+    if (result)
+        reply_result(s, c, b, call->id, result);
+    else
+        reply_refusal(s, c, b, call->id, &r);
+    if (close)
+        conn_end_input(c); /* after the answer: what is owed is still written */
+}
+
+/* Every method but forecast and auth, answered at once. */
+static void rpc_other(server *s, conn *c, rpc_batch *b, const rpc_call *call,
+                      metrics_method method) {
+    char message[300];
+    dispatch_refusal r;
+    if (method == METHOD_HEALTH)
+        reply_result(s, c, b, call->id, methods_health(s));
+    else if (method == METHOD_INFO)
+        reply_result(s, c, b, call->id, methods_info(s));
+    else if (method == METHOD_METRICS)
+        reply_result(s, c, b, call->id, methods_metrics(s));
+    else if (strcmp(call->method, "observe") == 0) {
+        proto_error err = {0};
+        json_t *res = observe_method(s, call->params, &err);
+        if (res)
+            reply_result(s, c, b, call->id, res);
+        else
+            reply_error(s, c, b, call->id, err.code, err.message,
+                        err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
+    } else if (strcmp(call->method, "use_compiled") == 0) {
+        json_t *res = NULL;
+        if (!access_may_admin(s, c, call->method, &r))
+            reply_refusal(s, c, b, call->id, &r);
+        else if ((res = methods_use_compiled(s, message, sizeof message)))
+            reply_result(s, c, b, call->id, res);
+        else
+            reply_error(s, c, b, call->id, RPC_MODEL_ERROR, message, NULL);
+    } else {
+        /* Cut at 200 bytes, but not inside a UTF-8 character: a message that
+         * is not UTF-8 cannot be answered (the client got "out of memory"). */
+        int shown = (int)strnlen(call->method, 200);
+        while (shown > 0 && ((unsigned char)call->method[shown] & 0xC0) == 0x80)
+            shown--;
+        snprintf(message, sizeof message,
+                 "method not found: '%.*s' (methods: forecast, observe, health, info, "
+                 "metrics, use_compiled, auth)",
+                 shown, call->method);
+        reply_error(s, c, b, call->id, PROTO_METHOD_NOT_FOUND, message,
+                    json_pack("{s:s}", "method", call->method));
+    }
+}
+
 static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
                          proto_numbers *numbers, uint64_t received_ns) {
     rpc_call call;
     const char *why;
-    char message[300];
+    dispatch_refusal r;
     if (rpc_call_check(msg, &call, &why)) {
         s->metrics.requests[METHOD_OTHER]++;
         reply_error(s, c, b, call.id, PROTO_INVALID_REQUEST, why, NULL);
@@ -253,37 +316,17 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
     metrics_method method = metrics_method_of(call.method);
     s->metrics.requests[method]++;
     s->metrics.notifications += call.notification;
-    if (method == METHOD_FORECAST)
+    if (strcmp(call.method, "auth") == 0) {
+        rpc_auth(s, c, b, &call);
+    } else if (!access_may_call(s, c)) {
+        if (!call.notification) { /* nothing runs, and a notification hears nothing */
+            access_refuse_unauthenticated(s, &r);
+            reply_refusal(s, c, b, call.id, &r);
+        }
+    } else if (method == METHOD_FORECAST) {
         rpc_forecast(s, c, b, &call, numbers, received_ns);
-    else if (call.notification)
-        return; /* JSON-RPC: a notification is never answered */
-    else if (method == METHOD_HEALTH)
-        reply_result(s, c, b, call.id, methods_health(s));
-    else if (method == METHOD_INFO)
-        reply_result(s, c, b, call.id, methods_info(s));
-    else if (method == METHOD_METRICS)
-        reply_result(s, c, b, call.id, methods_metrics(s));
-    else if (strcmp(call.method, "observe") == 0) {
-        proto_error err = {0};
-        json_t *r = observe_method(s, call.params, &err);
-        if (r)
-            reply_result(s, c, b, call.id, r);
-        else
-            reply_error(s, c, b, call.id, err.code, err.message,
-                        err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
-    } else if (strcmp(call.method, "use_compiled") == 0) {
-        json_t *r = methods_use_compiled(s, message, sizeof message);
-        if (r)
-            reply_result(s, c, b, call.id, r);
-        else
-            reply_error(s, c, b, call.id, RPC_MODEL_ERROR, message, NULL);
-    } else {
-        snprintf(message, sizeof message,
-                 "method not found: '%.200s' (methods: forecast, observe, health, info, "
-                 "metrics, use_compiled)",
-                 call.method);
-        reply_error(s, c, b, call.id, PROTO_METHOD_NOT_FOUND, message,
-                    json_pack("{s:s}", "method", call.method));
+    } else if (!call.notification) { /* JSON-RPC: a notification is never answered */
+        rpc_other(s, c, b, &call, method);
     }
 }
 

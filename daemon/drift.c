@@ -228,6 +228,10 @@ bool drift_dirty(const drift_tracker *d) {
     return d->dirty;
 }
 
+void drift_mark_dirty(drift_tracker *d) {
+    d->dirty = true;
+}
+
 json_t *drift_scores(drift_tracker *d) {
     json_t *list = json_array();
     for (int i = 0; list && i < d->set.max_series; i++) {

@@ -60,6 +60,8 @@ json_t *drift_scores(drift_tracker *d);
 int drift_restore(drift_tracker *d, const json_t *scores, char *err, size_t err_len);
 /* Scores changed since drift_scores() last ran. */
 bool drift_dirty(const drift_tracker *d);
+/* Scores to be saved again: their last drift_scores() could not be written. */
+void drift_mark_dirty(drift_tracker *d);
 
 /* The scale drift_remember() wants, of a context [V][T]: per variate, the
  * mean |x_t - x_{t-1}| over observed neighbours (1 when there is none). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "dispatch.h"
 #include "forecast_codec.h"
 #include "json_read.h"
@@ -31,6 +32,8 @@ int httpd_status_of(int rpc_code) {
         return 500;
     if (rpc_code == PROTO_METHOD_NOT_FOUND)
         return 404;
+    if (rpc_code == RPC_UNAUTHORIZED)
+        return 401;
     return 400; /* parse error, invalid request, invalid params */
 }
 
@@ -198,9 +201,13 @@ static bool respond_unrouted(server *s, conn *c, const http_request *req, const 
         keep_alive, allow, false);
 }
 
-/* GET or HEAD of /health, /ready or /metrics. */
-static bool serve_get(server *s, conn *c, endpoint ep, bool keep_alive, bool head) {
+/* GET or HEAD of /health, /ready or /metrics (access already checked). With a
+ * token configured, /health without it is a probe's answer: the status only. */
+static bool serve_get(server *s, conn *c, const http_request *req, endpoint ep, bool keep_alive,
+                      bool head) {
     s->metrics.requests[ep == EP_METRICS ? METHOD_METRICS : METHOD_HEALTH]++;
+    if (ep == EP_HEALTH && s->cfg->auth_token_len > 0 && !access_http_has_token(s, req))
+        return respond_result(s, c, 200, methods_health_public(s), keep_alive, head);
     if (ep == EP_HEALTH)
         return respond_result(s, c, 200, methods_health(s), keep_alive, head);
     if (ep == EP_READY)
@@ -208,16 +215,31 @@ static bool serve_get(server *s, conn *c, endpoint ep, bool keep_alive, bool hea
     return serve_metrics(s, c, keep_alive, head);
 }
 
+/* 401 with the Bearer challenge; a wrong token (r->data counts the failures: access.c)
+ * says so with error="invalid_token" (RFC 6750). */
+static bool respond_unauthorized(server *s, conn *c, dispatch_refusal *r, bool keep_alive) {
+    s->metrics.requests[METHOD_OTHER]++;
+    const char *challenge = r->data ? "WWW-Authenticate: Bearer realm=\"totod\", "
+                                      "error=\"invalid_token\"\r\n"
+                                    : "WWW-Authenticate: Bearer realm=\"totod\"\r\n";
+    return respond_error(s, c, r->code, r->message, r->data, keep_alive, challenge);
+}
+
 void httpd_request(server *s, conn *c, const http_request *req) {
     const route *known = route_of(req->path);
-    bool keep_alive = http_keep_alive(&c->http), open;
+    bool keep_alive = http_keep_alive(&c->http), open, close;
     bool get = !strcmp(req->method, "GET"), head = !strcmp(req->method, "HEAD");
     bool post = !strcmp(req->method, "POST");
-    if (known && known->ep == EP_FORECAST && post) {
+    bool served = known && (known->ep == EP_FORECAST ? post : get || head);
+    bool protected = known && (known->ep == EP_METRICS || known->ep == EP_FORECAST);
+    dispatch_refusal r;
+    if (served && protected && !access_http_allowed(s, c, req, &r, &close)) {
+        open = respond_unauthorized(s, c, &r, keep_alive && !close);
+    } else if (served && known->ep == EP_FORECAST) {
         if (start_forecast(s, c, req, &open))
             return; /* answered by httpd_complete() */
-    } else if (known && known->ep != EP_FORECAST && (get || head)) {
-        open = serve_get(s, c, known->ep, keep_alive, head);
+    } else if (served) {
+        open = serve_get(s, c, req, known->ep, keep_alive, head);
     } else {
         open = respond_unrouted(s, c, req, known, keep_alive);
     }

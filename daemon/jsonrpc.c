@@ -102,7 +102,10 @@ char *rpc_forecast_result_text(const json_t *id, bool bare, const toto_request *
         return NULL;
     }
     write_timing(&t, timing, series_id);
-    proto_text_literal(&t, bare ? "}" : "}}");
+    if (bare)
+        proto_text_literal(&t, "}");
+    else
+        proto_text_literal(&t, "}}");
     return proto_text_finish(&t, NULL);
 }
 

@@ -17,6 +17,7 @@ enum {
     RPC_DEADLINE_EXCEEDED = -32001, /* timeout_ms passed while queued */
     RPC_SHUTTING_DOWN = -32002,     /* the daemon is stopping */
     RPC_MODEL_ERROR = -32003,       /* the model failed on a valid request */
+    RPC_UNAUTHORIZED = -32004,      /* no token, a wrong one, or an admin method from afar */
 };
 
 /* A request object, checked. method and params point into the document. */

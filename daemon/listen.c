@@ -2,6 +2,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,26 @@ static int clear_unix_path(const char *path, char *err, size_t err_len) {
     return 0;
 }
 
-int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_cb cb, dev_t *dev,
-                ino_t *ino, char *err, size_t err_len) {
+/* The socket file, just bound: its group, then its mode, before anyone may connect. */
+static int set_owner_and_mode(const char *path, unsigned mode, long gid, char *err,
+                              size_t err_len) {
+    if (gid >= 0 && lchown(path, (uid_t)-1, (gid_t)gid) != 0) {
+        snprintf(err, err_len,
+                 "unix-group: cannot give %s to group %ld: %s (totod's user must be a member of "
+                 "the group, or root)",
+                 path, gid, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, (mode_t)mode) != 0) {
+        snprintf(err, err_len, "unix-mode: cannot set %s to mode %04o: %s", path, mode,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, unsigned mode, long gid,
+                uv_connection_cb cb, dev_t *dev, ino_t *ino, char *err, size_t err_len) {
     struct stat st;
     if (clear_unix_path(path, err, err_len))
         return -1;
@@ -72,12 +91,16 @@ int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_c
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    /* The umask makes the socket 0660 from the start: no window with wider access. */
-    mode_t old = umask(0117);
+    /* Owner only at bind, widened once the group is right: never a moment when
+     * the wrong group (totod's primary one) may connect. */
+    mode_t old = umask(0177);
     int rc = uv_pipe_bind(h, path);
     umask(old);
-    if (rc == 0 && chmod(path, 0660) != 0)
-        rc = uv_translate_sys_error(errno);
+    if (rc == 0 && set_owner_and_mode(path, mode, gid, err, err_len)) {
+        unlink(path);
+        uv_close((uv_handle_t *)h, NULL);
+        return -1;
+    }
     if (rc == 0 && stat(path, &st) == 0) {
         *dev = st.st_dev;
         *ino = st.st_ino;
@@ -184,6 +207,21 @@ int listen_open_fd(uv_loop_t *loop, uv_stream_t *h, const listen_fd *f, uv_conne
         return -1;
     }
     return 0;
+}
+
+bool listen_is_loopback(uv_tcp_t *h) {
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    if (uv_tcp_getsockname(h, (struct sockaddr *)&addr, &len) != 0)
+        return false;
+    if (addr.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&addr;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr.ss_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
 void listen_remove_unix(const char *path, dev_t dev, ino_t ino) {

@@ -6,15 +6,21 @@
 #ifndef TOTOD_LISTEN_H
 #define TOTOD_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include <uv.h>
 
-/* Binds path (mode 0660) and listens. Records the file's identity in dev/ino. 0 or -1 (err). */
-int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, uv_connection_cb cb, dev_t *dev,
-                ino_t *ino, char *err, size_t err_len);
-/* Binds HOST:PORT and listens; bound receives the address actually bound. 0 or -1 (err). */
+/*
+ * Binds path and listens: the file gets mode (unix-mode) and, when gid is not
+ * -1, that group (unix-group). Records the file's identity in dev/ino. 0 or
+ * -1 (err, naming the setting at fault).
+ */
+int listen_unix(uv_loop_t *loop, uv_pipe_t *h, const char *path, unsigned mode, long gid,
+                uv_connection_cb cb, dev_t *dev, ino_t *ino, char *err, size_t err_len);
+/* Binds HOST:PORT and listens; bound receives the address actually bound. 0 or -1 (err).
+ * config_split_hostport() makes a missing host 127.0.0.1: loopback unless told otherwise. */
 int listen_tcp(uv_loop_t *loop, uv_tcp_t *h, const char *hostport, uv_connection_cb cb, char *bound,
                size_t bound_len, char *err, size_t err_len);
 /*
@@ -36,6 +42,9 @@ int listen_fds_from_systemd(listen_fd out[3], char *err, size_t err_len);
  * uv_tcp_t. 0 or -1 (err). */
 int listen_open_fd(uv_loop_t *loop, uv_stream_t *h, const listen_fd *f, uv_connection_cb cb,
                    char *err, size_t err_len);
+/* Whether a TCP listener (configured or inherited) is bound to a loopback address only:
+ * 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. 0.0.0.0 and :: are not. */
+bool listen_is_loopback(uv_tcp_t *h);
 /* Removes the socket file if it is still the one listen_unix() made. */
 void listen_remove_unix(const char *path, dev_t dev, ino_t ino);
 

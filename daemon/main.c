@@ -6,11 +6,13 @@
  * cannot be set up (or --stdio lost answers to a read or write error), 2 for
  * a bad configuration.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -75,7 +77,7 @@ static int start_model(server *s, const totod_config *cfg) {
                         (uint64_t)cfg->batch_delay_us * 1000u,
                         (uint64_t)cfg->batch_refill_us * 1000u};
     log_msg(TLOG_INFO, "totod %s: opening model %s%s on %s (%s)", TOTO_VERSION, cfg->model,
-            cfg->untrained ? " (bundled, UNTRAINED: random weights)" : "", cfg->device, cfg->dtype);
+            cfg->untrained ? " (UNTRAINED: random weights)" : "", cfg->device, cfg->dtype);
     /* Under systemd: say what the wait is for, and extend the start timeout
      * by as long again as the unit allows, for a cold GPU's warm-up. */
     sd_notifyf(0, "STATUS=warming: opening %s on %s\nEXTEND_TIMEOUT_USEC=%llu", cfg->model,
@@ -129,6 +131,60 @@ static int fill_closed_std_fds(void) {
             close(null);
     }
     return closed;
+}
+
+/* Descriptors open now: the loop's, the model's, a GPU's devices (64 if unknown). */
+static long open_fds(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return 64;
+    long n = 0;
+    while (readdir(dir))
+        n++;
+    closedir(dir);
+    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Spare descriptors beyond the connections: listeners, the state file, a
+ * reload's files, connections accepted only to be refused (each holds its
+ * descriptor until its -32000 is written, in the next loop iteration). */
+#define FD_HEADROOM 64
+
+/*
+ * Every connection holds a descriptor. At RLIMIT_NOFILE libuv accepts and
+ * closes new connections unanswered (no -32000, no log, no count), so
+ * max-connections must fit under it: a soft limit too low is raised to the
+ * hard one (room too for a flood of connections refused with -32000); if
+ * that is not enough, max-connections is lowered to what fits, and the log
+ * says so. Returns 0 (never stops the start).
+ */
+static int fit_connections_to_fd_limit(totod_config *cfg) {
+    struct rlimit rl;
+    if (cfg->stdio || getrlimit(RLIMIT_NOFILE, &rl))
+        return 0;
+    rlim_t need = (rlim_t)cfg->max_connections + (rlim_t)open_fds() + FD_HEADROOM;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return 0;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max;
+    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open-file limit (RLIMIT_NOFILE) raised from %llu to %llu for max-connections "
+                 "%lld",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+                 (long long)cfg->max_connections);
+    else
+        rl.rlim_cur = was;
+    if (rl.rlim_cur >= need)
+        return 0;
+    long long fit = (long long)rl.rlim_cur - (long long)(need - (rlim_t)cfg->max_connections);
+    fit = fit < 1 ? 1 : fit;
+    log_warning("max-connections %lld needs about %llu file descriptors, but the open-file limit "
+                "(RLIMIT_NOFILE) is %llu: serving at most %lld connections (raise the limit: "
+                "ulimit -n, LimitNOFILE=)",
+                (long long)cfg->max_connections, (unsigned long long)need,
+                (unsigned long long)rl.rlim_cur, fit);
+    cfg->max_connections = fit;
+    return 0;
 }
 
 /* ---- reload (SIGHUP): a new model opens and warms beside the serving one ---- */
@@ -259,7 +315,7 @@ int main(int argc, char **argv) {
     if (start_model(&the_server, &config)) {
         status = 1;
         server_shutdown(&the_server, "startup failed");
-    } else if (server_listen(&the_server, workers, 1)) {
+    } else if (fit_connections_to_fd_limit(&config) || server_listen(&the_server, workers, 1)) {
         status = 1;
         server_shutdown(&the_server, "startup failed");
     } else {

@@ -106,6 +106,17 @@ json_t *methods_health(server *s) {
                      "shutting_down", s->state != SERVER_SERVING);
 }
 
+json_t *methods_health_public(server *s) {
+    json_t *h = methods_health(s);
+    json_t *out =
+        h ? json_pack("{s:O, s:O, s:O, s:O}", "status", json_object_get(h, "status"),
+                      "shutting_down", json_object_get(h, "shutting_down"), "uptime_s",
+                      json_object_get(h, "uptime_s"), "version", json_object_get(h, "version"))
+          : NULL;
+    json_decref(h);
+    return out;
+}
+
 /* The compiled path's plan and counters, read now (they move as forecasts run). */
 static json_t *compile_json(server *s) {
     toto_model_info info;

@@ -10,6 +10,9 @@
 #include "server.h"
 
 json_t *methods_health(server *s);
+/* What /health shows without the token when one is configured (access.h):
+ * status, shutting_down, uptime_s and version; no reasons, model or names. */
+json_t *methods_health_public(server *s);
 json_t *methods_info(server *s);
 json_t *methods_metrics(server *s);
 

@@ -27,7 +27,7 @@ typedef enum metrics_method {
     METHOD_COUNT
 } metrics_method;
 
-#define METRICS_ERROR_CODES 9
+#define METRICS_ERROR_CODES 10
 
 typedef struct metrics {
     uint64_t requests[METHOD_COUNT];

@@ -249,6 +249,15 @@ static int write_atomically(const json_t *doc, const char *tmp, const char *path
     return 0;
 }
 
+uint64_t observe_state_every_ms(void) {
+#ifdef TOTO_FAULT_INJECTION
+    const char *every = getenv("TOTO_FAULT_STATE_EVERY_MS");
+    if (every && atoi(every) > 0)
+        return (uint64_t)atoi(every);
+#endif
+    return 60000;
+}
+
 void observe_save_state(server *s) {
     char path[TOTOD_PATH_MAX + 32], tmp[TOTOD_PATH_MAX + 32];
     if (!s->cfg->state_dir[0] || !drift_dirty(s->drift))
@@ -256,7 +265,9 @@ void observe_save_state(server *s) {
     state_path(s, "", path, sizeof path);
     state_path(s, ".tmp", tmp, sizeof tmp);
     json_t *doc = drift_scores(s->drift);
-    if (!doc || write_atomically(doc, tmp, path))
+    if (!doc || write_atomically(doc, tmp, path)) {
         log_warning("cannot write the state file %s: %s", path, strerror(errno));
+        drift_mark_dirty(s->drift); /* not saved: the next tick (or the shutdown) tries again */
+    }
     json_decref(doc);
 }

@@ -31,6 +31,8 @@ json_t *observe_method(server *s, const json_t *params, proto_error *err);
  * it) every minute when they changed, and at shutdown. No directory: none. */
 void observe_load_state(server *s);
 void observe_save_state(server *s);
+/* How often the state is written: every minute (test builds: TOTO_FAULT_STATE_EVERY_MS). */
+uint64_t observe_state_every_ms(void);
 
 /* health's reason while forecasts drift (false when they do not); logs each
  * episode's start and end once. */

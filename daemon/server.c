@@ -103,6 +103,8 @@ static void accept_one(uv_stream_t *listener, int status, conn_framing framing) 
     conn *c = conn_accept(listener, s, &server_conn_ops, &lim, framing);
     if (!c)
         return;
+    /* A Unix socket's file mode and group already decided who may connect. */
+    c->local = listener->type == UV_NAMED_PIPE;
     add_conn(s, c);
     s->metrics.connections_accepted++;
     if (s->n_conns > s->cfg->max_connections)
@@ -229,9 +231,27 @@ static int open_stdio(server *s) {
         return -1;
     }
     s->stdio = true;
+    c->local = true; /* whoever gave totod its stdin */
     add_conn(s, c);
     log_msg(TLOG_INFO, "serving one client on stdin/stdout");
     return conn_start(c);
+}
+
+/* Anyone who can reach a non-loopback address may use a listener without a token. */
+static void warn_if_exposed(server *s, uv_tcp_t *h, const char *what) {
+    if (s->cfg->auth_token_len == 0 && !listen_is_loopback(h))
+        log_msg(TLOG_WARNING,
+                "%s listens beyond loopback without a token: anyone who can reach it may use it; "
+                "set auth-token-file, or listen on 127.0.0.1 (docs/security.md)",
+                what);
+}
+
+/* What a setting asked of the Unix socket that socket activation overrides. */
+static void note_activated_unix(const totod_config *cfg) {
+    if (cfg->unix_group[0] || cfg->unix_mode_bits != 0660)
+        log_msg(TLOG_INFO, "socket activation: the Unix socket keeps the mode and group systemd "
+                           "gave it (SocketMode=, SocketGroup=); unix-mode and unix-group apply "
+                           "only to a socket totod makes");
 }
 
 /* Socket activation: exactly the sockets systemd passed, whatever the config says. */
@@ -257,6 +277,10 @@ static int open_activated(server *s, const listen_fd *fds, int n) {
                 : fds[i].kind == LISTEN_FD_TCP ? "tcp"
                                                : "http",
                 fds[i].fd);
+        if (fds[i].kind == LISTEN_FD_UNIX)
+            note_activated_unix(s->cfg);
+        else
+            warn_if_exposed(s, (uv_tcp_t *)h, fds[i].kind == LISTEN_FD_TCP ? "TCP" : "HTTP");
     }
     return 0;
 }
@@ -281,13 +305,16 @@ static int open_listeners(server *s) {
     }
     s->unix_listener.data = s->tcp_listener.data = s->http_listener.data = s;
     if (cfg->unix_path[0]) {
-        if (listen_unix(s->loop, &s->unix_listener, cfg->unix_path, on_connection, &s->unix_dev,
-                        &s->unix_ino, err, sizeof err)) {
+        if (listen_unix(s->loop, &s->unix_listener, cfg->unix_path, cfg->unix_mode_bits,
+                        cfg->unix_gid, on_connection, &s->unix_dev, &s->unix_ino, err,
+                        sizeof err)) {
             log_msg(TLOG_ERR, "%s", err);
             return -1;
         }
         s->unix_open = true;
-        log_msg(TLOG_INFO, "listening on unix %s", cfg->unix_path);
+        log_msg(TLOG_INFO, "listening on unix %s (mode %04o%s%s)", cfg->unix_path,
+                cfg->unix_mode_bits, cfg->unix_gid >= 0 ? ", group " : "",
+                cfg->unix_gid >= 0 ? cfg->unix_group : "");
     }
     if (cfg->tcp[0]) {
         if (listen_tcp(s->loop, &s->tcp_listener, cfg->tcp, on_connection, bound, sizeof bound, err,
@@ -297,6 +324,7 @@ static int open_listeners(server *s) {
         }
         s->tcp_open = true;
         log_msg(TLOG_INFO, "listening on tcp %s", bound);
+        warn_if_exposed(s, &s->tcp_listener, "TCP");
     }
     if (cfg->http[0]) {
         if (listen_tcp(s->loop, &s->http_listener, cfg->http, on_http_connection, bound,
@@ -306,6 +334,7 @@ static int open_listeners(server *s) {
         }
         s->http_open = true;
         log_msg(TLOG_INFO, "listening on http %s", bound);
+        warn_if_exposed(s, &s->http_listener, "HTTP");
     }
     return 0;
 }
@@ -349,7 +378,8 @@ int server_listen(server *s, worker *workers, int n_workers) {
     if (getenv("NOTIFY_SOCKET"))
         uv_timer_start(&s->status_timer, on_status_tick, 1000, 1000);
     if (s->cfg->state_dir[0])
-        uv_timer_start(&s->state_timer, on_state_tick, 60000, 60000);
+        uv_timer_start(&s->state_timer, on_state_tick, observe_state_every_ms(),
+                       observe_state_every_ms());
     uint64_t usec = sd_watchdog_start(&s->watchdog, workers, n_workers);
     if (usec)
         log_info("systemd watchdog: pinging every %.2f s while the workers answer",

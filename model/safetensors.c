@@ -81,6 +81,12 @@ const char *safetensors_dtype_name(safetensors_dtype dtype) {
 }
 
 int64_t safetensors_numel(const safetensors_tensor *tensor) {
+    /* A zero dimension first: the reader accepts [2^62, 2, 0] (0 bytes), whose
+     * other dimensions overflow int64 when multiplied. Without a zero, the
+     * count times the dtype size is the tensor's byte size, so it fits. */
+    for (int i = 0; i < tensor->ndim; i++)
+        if (tensor->shape[i] == 0)
+            return 0;
     int64_t numel = 1;
     for (int i = 0; i < tensor->ndim; i++)
         numel *= tensor->shape[i];

@@ -51,8 +51,10 @@ void proto_text_init(proto_text *t);
 /* Makes room for more bytes, so that many writes need no realloc. */
 void proto_text_reserve(proto_text *t, size_t more);
 void proto_text_raw(proto_text *t, const char *s, size_t n);
-/* A string literal, its length known at compile time. */
-#define proto_text_literal(t, s) proto_text_raw((t), (s), sizeof(s) - 1)
+/* A string literal, its length known at compile time. The "" s "" makes
+ * anything but a literal a compile error: sizeof of a pointer (say, of
+ * `c ? "}" : "}}"`) would copy 7 bytes from past the end of the literal. */
+#define proto_text_literal(t, s) proto_text_raw((t), "" s "", sizeof(s) - 1)
 /* A finite double as jansson writes a json_real; NaN and infinities as null (JSON has none). */
 void proto_text_real(proto_text *t, double x);
 void proto_text_integer(proto_text *t, json_int_t i);

@@ -290,6 +290,34 @@ def check_forecast_errors(tap, d, tmp):
     tap.ok(rc == 1 and "x.png" in err, "an unwritable --plot file: exit 1, named", err)
 
 
+def check_token(tap, tmp):
+    """A daemon with auth-token-file: the CLI presents --token-file ($TOTO_TOKEN_FILE)."""
+    good, bad = os.path.join(tmp, "token"), os.path.join(tmp, "wrong")
+    for path, text in ((good, "s3cret-token-0123456789\n"), (bad, "not-the-token-0123456789\n")):
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+    with Daemon("--auth-token-file", good) as d:
+        tcp = "tcp:127.0.0.1:%d" % d.port
+        rc, out, err = run("health", "--address", tcp)
+        tap.ok(rc == 2 and "-32004" in err, "TCP without a token: exit 2, unauthorized", err)
+        rc, out, err = run("health", "--address", tcp, "--token-file", good)
+        tap.ok(rc == 0 and "status: ok" in out, "--token-file: the token presented, answered",
+               out + err)
+        rc, out, err = run("forecast", "--address", tcp, "--horizon", "2", stdin="1 2 3 4\n",
+                           env={"TOTO_TOKEN_FILE": good})
+        tap.ok(rc == 0 and len(table_rows(out)) == 2, "$TOTO_TOKEN_FILE for forecast", out + err)
+        rc, out, err = run("metrics", "--address", tcp, "--token-file", bad)
+        tap.ok(rc == 2 and "wrong token" in err, "a wrong token: exit 2, said", err)
+        rc, out, err = run("bench", "--address", tcp, "--token-file", good, "--workload", "small",
+                           "--count", "10", "--clients", "2", "--format", "kv")
+        tap.ok(rc == 0 and "errors=0" in out, "bench --token-file over TCP", out + err)
+        rc, out, err = run("bench", "--address", tcp, "--workload", "small", "--count", "2")
+        tap.ok(rc == 1 and "unauthorized" in err, "bench without the token: exit 1, said", err)
+        rc, out, err = run("health", "--socket", d.sock)
+        tap.ok(rc == 0, "the Unix socket needs no token", out + err)
+
+
 def main():
     tap = Tap()
     with tempfile.TemporaryDirectory() as tmp, Daemon() as d:
@@ -298,6 +326,7 @@ def main():
         check_forecast(tap, d, tmp)
         check_forecast_file_order(tap, d)
         check_forecast_errors(tap, d, tmp)
+        check_token(tap, tmp)
     tap.done()
 
 

@@ -1,6 +1,6 @@
 /*
- * fuzz_http.c - libFuzzer harness for daemon/http.c. Not part of the meson
- * build. Build and run from the repository root:
+ * fuzz_http.c - libFuzzer harness for daemon/http.c. scripts/fuzz builds and
+ * runs it (tests/fuzz/meson.build); by hand, from the repository root:
  *
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE \
  *       tests/fuzz/fuzz_http.c daemon/http.c -o /tmp/fuzz_http

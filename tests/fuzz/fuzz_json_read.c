@@ -1,7 +1,7 @@
 /*
  * fuzz_json_read.c - libFuzzer harness: protocol/json_read.c against
- * jansson's json_loadb() on arbitrary bytes. Not part of the meson build.
- * Build and run from the repository root:
+ * jansson's json_loadb() on arbitrary bytes. scripts/fuzz builds and runs it
+ * (tests/fuzz/meson.build); by hand, from the repository root:
  *
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE \
  *       -Iprotocol -Itests tests/fuzz/fuzz_json_read.c protocol/json_read.c \

@@ -3,7 +3,10 @@
 notifications, line limits, deadlines and overload (TAP)."""
 
 import json
+import os
+import shutil
 import socket
+import tempfile
 import time
 
 from totod_harness import (DEADLINE, DATA, INVALID_PARAMS, INVALID_REQUEST, NO_METHOD,
@@ -200,9 +203,21 @@ def default_model():
                and info["compile"]["available"] is False and f["model"]["path"] == "eager"
                and "compiled path off (TOTO_DISABLE_COMPILE" in d.log_text(),
                "TOTO_DISABLE_COMPILE=1 is honoured and reported", info["config"])
-        tap.ok(h["untrained"] is True and h["model"].endswith("models/default"),
-               "no --model: the bundled model, labelled untrained", h)
-        tap.ok("UNTRAINED" in d.log_text(), "the startup log says untrained")
+        tap.ok(h["untrained"] is False and h["model"].endswith("models/default"),
+               "no --model: the bundled model, trained (issue 8), not labelled untrained", h)
+        tap.ok("UNTRAINED" not in d.log_text(), "the startup log does not say untrained")
+
+
+def untrained_marker():
+    # A checkpoint directory with an UNTRAINED file is labelled untrained.
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy(os.path.join(TINY_A, f), tmp)
+        open(os.path.join(tmp, "UNTRAINED"), "w").close()
+        with Daemon(model=tmp, tcp=False, env={"TOTO_DISABLE_COMPILE": "1"}) as d:
+            h = d.client().call("health")["result"]
+            tap.ok(h["untrained"] is True and "UNTRAINED" in d.log_text(),
+                   "a model directory with an UNTRAINED marker is labelled untrained", h)
 
 
 with Daemon() as d:
@@ -224,4 +239,5 @@ line_limit()
 overload_and_deadline()
 no_polling()
 default_model()
+untrained_marker()
 tap.done()

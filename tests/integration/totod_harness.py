@@ -11,6 +11,7 @@ Environment: TOTO_BUILD_DIR (the meson build directory) and TOTO_TEST_DATA
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,6 +28,12 @@ TOTOD_FAULTY = os.path.join(BUILD, "daemon", "totod-faulty")
 TOTO_INFER = os.path.join(BUILD, "model", "toto-infer")
 TINY_A = os.path.join(DATA, "fixtures", "tiny-a")
 TINY_B = os.path.join(DATA, "fixtures", "tiny-b")
+
+# TOTO_WRAPPER: a command line put before totod's (scripts/test-valgrind sets
+# "valgrind --error-exitcode=99 ..."); it slows startup, answers and shutdown
+# by SLOW times, and the harness waits that much longer.
+WRAPPER = shlex.split(os.environ.get("TOTO_WRAPPER", ""))
+SLOW = 20 if WRAPPER else 1
 
 # Error codes (protocol/PROTOCOL.md).
 PARSE, INVALID_REQUEST, NO_METHOD, INVALID_PARAMS = -32700, -32600, -32601, -32602
@@ -112,7 +119,7 @@ class Daemon:
                  binary=None):
         self.dir = tempfile.mkdtemp(prefix="totod-test-")
         self.sock = os.path.join(self.dir, "toto.sock")
-        cmd = [binary or TOTOD] + (["--model", model] if model else [])
+        cmd = WRAPPER + [binary or TOTOD] + (["--model", model] if model else [])
         if "--dtype" not in args:
             cmd += ["--dtype", DTYPE]
         cmd += ["--unix", self.sock if unix else "none"]
@@ -151,7 +158,7 @@ class Daemon:
                 self.ready.set()
 
     def wait_ready(self, timeout=30):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SLOW
         while not self.ready.is_set():
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("totod did not start: %s\n%s" % (self.cmd, self.log_text()))
@@ -162,13 +169,13 @@ class Daemon:
         return "\n".join(self.log)
 
     def client(self, kind="unix", timeout=20):
-        return Client(self, kind, timeout)
+        return Client(self, kind, timeout * SLOW)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout)
+            rc = self.proc.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()

@@ -48,7 +48,7 @@ from .errors import (
 
 __version__ = "0.2.0"
 
-__all__ = ["Client", "Call", "Forecast", "statistic_name"] + [
+__all__ = ["Client", "Call", "Forecast", "read_token_file", "statistic_name"] + [
     name for name in _errors.__all__ if name != "error_from_response"
 ]
 
@@ -98,6 +98,11 @@ class Client:
     ``as_numpy``: the default of forecast()'s ``as_numpy`` (None: numpy
     arrays out when a numpy array came in).
 
+    ``token`` (or ``token_file``, read as the daemon reads its
+    ``auth-token-file``): presented with the ``auth`` method on every new
+    connection; a daemon with ``auth-token-file`` needs it over TCP
+    (docs/security.md). A wrong token raises the daemon's -32004 error.
+
     ``stats`` counts what the client did to get answers (see its doc).
     Raises ConnectionError (or TimeoutError) when it cannot connect.
     """
@@ -113,6 +118,8 @@ class Client:
         max_backoff: float = 2.0,
         reconnect: bool = True,
         as_numpy: Optional[bool] = None,
+        token: Optional[str] = None,
+        token_file: Optional[str] = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0, got %r" % (retries,))
@@ -126,8 +133,9 @@ class Client:
         self.as_numpy = as_numpy
         self._address_arg = address
         self._connect_timeout = timeout if connect_timeout is _DEFAULT else connect_timeout
+        self._token = read_token_file(token_file) if token_file is not None else token
         self._conn_lock = threading.Lock()  # _conn, _retired, _user_closed
-        self._conn: Optional[Connection] = Connection(address, self._connect_timeout)
+        self._conn: Optional[Connection] = self._open(self._connect_timeout)
         self._retired: List[Connection] = []  # told us ShuttingDown; closed once drained
         self._user_closed = False
         self.address = self._conn.address
@@ -511,12 +519,26 @@ class Client:
             left = remaining(deadline)
             if left is not None:
                 connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
-            new = Connection(self._address_arg, connect_timeout)
+            new = self._open(connect_timeout)
             if conn is not None:
                 conn.close()
             self._conn = new
             self._count("reconnects")
             return new
+
+    def _open(self, connect_timeout: Optional[float]) -> Connection:
+        """A new connection, the token presented (the ``auth`` method) when one
+        was given: a daemon with ``auth-token-file`` needs it over TCP."""
+        conn = Connection(self._address_arg, connect_timeout)
+        if self._token is None:
+            return conn
+        try:
+            conn.submit("auth", {"token": self._token}, deadline_after(connect_timeout)).result(
+                connect_timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _retire(self, conn: Connection) -> None:
         """After ShuttingDown: the next requests go on a new connection, while
@@ -647,6 +669,15 @@ class Client:
             call = next(iter(inflight.values()))
             return TimeoutError("no answer to forecast (id %d) within %s s" % (call.id, seconds))
         return TimeoutError("%s: %d requests still unanswered at the timeout (%s s)" % (what, left, seconds))
+
+
+def read_token_file(path: str) -> str:
+    """The token in a file as the daemon reads it: the first line, trimmed."""
+    with open(path, encoding="utf-8") as f:
+        token = f.readline().strip()
+    if not token:
+        raise ValueError("token file %s: no token on its first line" % path)
+    return token
 
 
 def _forecast_item(
