@@ -38,7 +38,8 @@ typedef struct setting {
 
 static const setting settings[] = {
     {"model", STR(model), 0, 0, "DIR", "checkpoint directory (config.json, model.safetensors)"},
-    {"device", STR(device), 0, 0, "DEV", "cpu, cuda or cuda:N"},
+    {"device", STR(device), 0, 0, "DEV",
+     "cpu, cuda or cuda:N; cuda:all or a list (cuda:0,cuda:1): one inference worker each"},
     {"dtype", STR(dtype), 0, 0, "TYPE", "float32 or float64"},
     {"unix", STR(unix_path), 0, 0, "PATH", "Unix socket (mode 0660); 'none' disables it"},
     {"unix-mode", STR(unix_mode), 0, 0, "MODE",
@@ -464,15 +465,32 @@ int config_split_hostport(const char *text, char *host, size_t host_len, int *po
     return 0;
 }
 
-static int check_device(const char *device) {
-    if (!strcmp(device, "cpu") || !strcmp(device, "cuda"))
+/* One device: cpu, cuda or cuda:N (len bytes of text). */
+static int check_one_device(const char *d, size_t len) {
+    if ((len == 3 && !strncmp(d, "cpu", 3)) || (len == 4 && !strncmp(d, "cuda", 4)))
         return 0;
-    if (strncmp(device, "cuda:", 5) || !device[5])
+    if (len < 6 || strncmp(d, "cuda:", 5))
         return -1;
-    for (const char *c = device + 5; *c; c++)
-        if (!isdigit((unsigned char)*c))
+    for (size_t i = 5; i < len; i++)
+        if (!isdigit((unsigned char)d[i]))
             return -1;
     return 0;
+}
+
+/* cuda:all (one worker per GPU), or a comma-separated list of devices (one
+ * worker each, docs/DEPLOYMENT.md), or one device. */
+static int check_device(const char *device) {
+    if (!strcmp(device, "cuda:all"))
+        return 0;
+    for (const char *d = device;; d++) {
+        const char *end = strchr(d, ',');
+        size_t len = end ? (size_t)(end - d) : strlen(d);
+        if (check_one_device(d, len))
+            return -1;
+        if (!end)
+            return 0;
+        d = end;
+    }
 }
 
 /* "none" disables a listener; otherwise the address must parse. */
@@ -552,7 +570,9 @@ static int check_auth_token(totod_config *cfg, FILE *err) {
 static int check_values(totod_config *cfg, FILE *err) {
     char where[TOTOD_PATH_MAX + 64], message[512], path[TOTOD_PATH_MAX + 16];
     if (check_device(cfg->device)) {
-        fprintf(err, "totod: %s: expected cpu, cuda or cuda:N, got '%s'\n",
+        fprintf(err,
+                "totod: %s: expected cpu, cuda, cuda:N, cuda:all or a comma-separated list of "
+                "them, got '%s'\n",
                 where_set(cfg, "device", where, sizeof where), cfg->device);
         return -1;
     }
@@ -624,7 +644,7 @@ static void print_help(FILE *out) {
             "Precedence: flags > environment (TOTO_*) > config file > defaults. The config\n"
             "file holds 'key = value' lines (keys as the flags, without dashes; '#' starts a\n"
             "comment line). The default model is the bundled one (models/default): a small\n"
-            "trained Toto; a checkpoint directory holding a file UNTRAINED is reported untrained.\n\n"
+            "trained Toto; a model directory holding a file UNTRAINED is reported untrained.\n\n"
             "Queued forecasts are batched round-robin across connections (each connection's\n"
             "in the order sent), so one client's long pipeline does not delay the others.\n\n"
             "With --stdio, 'totod --stdio < requests.jsonl > answers.jsonl' answers every line\n"

@@ -33,7 +33,7 @@ typedef enum config_source {
 
 typedef struct totod_config {
     char model[TOTOD_PATH_MAX];              /* checkpoint directory */
-    char device[32];                         /* cpu, cuda, cuda:N */
+    char device[128];                        /* cpu, cuda, cuda:N, cuda:all, or a list */
     char dtype[16];                          /* float32, float64 */
     char unix_path[TOTOD_UNIX_PATH_MAX + 1]; /* "" disables the Unix listener */
     char unix_mode[8];                       /* octal text; unix_mode_bits once checked */

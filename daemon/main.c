@@ -25,15 +25,20 @@
 /* The process's state lives here, at the top level, and is passed down. */
 static totod_config config;
 static server the_server;
-static worker workers[1]; /* one per GPU later */
+/* One inference worker per device (--device cuda:all or a list); they share
+ * the queue, so each batch goes to the first worker free to take it. */
+#define MAX_WORKERS 16
+static worker workers[MAX_WORKERS];
+static int n_workers;
+static int in_rotation; /* workers taking batches (worker.h); atomic */
 
-/* A reload (SIGHUP) under way: the configuration read again, the model it opens. */
+/* A reload (SIGHUP) under way: the configuration read again, the models it opens. */
 typedef struct reload_job {
     uv_work_t work;
     int argc;
     char **argv;
     totod_config cfg;
-    toto_model *model;
+    toto_model *models[MAX_WORKERS]; /* one per worker, on its device */
     char err[512];
     bool running;
 } reload_job;
@@ -45,12 +50,39 @@ static void warm_progress(void *ctx, int done, int total) {
     sd_notifyf(0, "STATUS=warming %s: %d/%d buckets", cfg->model, done, total);
 }
 
-static toto_model *open_model(const totod_config *cfg) {
+/* The devices of cfg->device: cuda:all, a comma-separated list, or one. The
+ * count, or -1 (logged) for none or too many. */
+static int device_list(const char *spec, char devs[][32]) {
+    int n = 0;
+    if (!strcmp(spec, "cuda:all")) {
+        n = toto_cuda_device_count();
+        for (int i = 0; i < n && i < MAX_WORKERS; i++)
+            snprintf(devs[i], 32, "cuda:%d", i);
+        if (n == 0)
+            log_msg(TLOG_ERR, "device cuda:all: no CUDA device here");
+    } else
+        for (const char *d = spec; n <= MAX_WORKERS; n++) {
+            const char *end = strchr(d, ',');
+            int len = end ? (int)(end - d) : (int)strlen(d);
+            if (n < MAX_WORKERS)
+                snprintf(devs[n], 32, "%.*s", len, d);
+            if (!end) {
+                n++;
+                break;
+            }
+            d = end + 1;
+        }
+    if (n > MAX_WORKERS)
+        log_msg(TLOG_ERR, "device %s: at most %d workers", spec, MAX_WORKERS);
+    return n >= 1 && n <= MAX_WORKERS ? n : -1;
+}
+
+static toto_model *open_model(const totod_config *cfg, const char *device) {
     char err[512];
     toto_model_params p = toto_model_default_params();
     p.warm_progress = warm_progress;
     p.warm_progress_ctx = (void *)cfg;
-    p.device = cfg->device;
+    p.device = device;
     p.dtype = cfg->dtype;
     p.cpu_threads = (int)cfg->threads;
     p.compile = cfg->compile && !cfg->disable_compile;
@@ -62,52 +94,77 @@ static toto_model *open_model(const totod_config *cfg) {
     p.max_variates = (int)cfg->max_variates;
     toto_model *model = toto_model_open(cfg->model, &p, err, sizeof err);
     if (!model)
-        log_msg(TLOG_ERR, "cannot open the model %s on %s: %s", cfg->model, cfg->device, err);
+        log_msg(TLOG_ERR, "cannot open the model %s on %s: %s", cfg->model, device, err);
     return model;
 }
 
 /* How far past now systemd's start timeout moves while the model warms. */
 #define WARMUP_EXTEND_USEC (300ull * 1000000ull)
 
-/* Opens and warms the model into workers[0]. 0 or -1 (logged). */
-static int start_model(server *s, const totod_config *cfg) {
+/* What the log says of a warm worker's model and compiled path. */
+static void log_warm(const worker *w, double ms, bool untrained) {
+    const toto_model_info *info = &w->info;
+    log_msg(TLOG_INFO, "worker %d: model warm in %.1f ms: %lld parameters on %s, %s, path %s%s",
+            w->index, ms, (long long)info->num_params, info->device, info->dtype, info->path,
+            untrained ? ", untrained" : "");
+    if (info->compile.available)
+        log_msg(TLOG_INFO,
+                "worker %d: compiled path: mode %s, compute %s, %lld buckets%s warmed in %.0f ms, "
+                "%.1f MiB",
+                w->index, info->compile.mode, info->compile.compute_dtype,
+                (long long)info->compile.buckets,
+                info->compile.graphs ? " captured as CUDA graphs and" : "", info->compile.warmup_ms,
+                (double)info->compile.pool_bytes / (1 << 20));
+}
+
+/* Opens and warms the model on device into workers[i]. 0 or -1 (logged). */
+static int start_worker(server *s, const totod_config *cfg, int i, const char *device) {
     char err[512];
     double ms;
     batch_limits lim = {cfg->max_batch_tokens, cfg->max_batch_size,
                         (uint64_t)cfg->batch_delay_us * 1000u,
                         (uint64_t)cfg->batch_refill_us * 1000u};
-    log_msg(TLOG_INFO, "totod %s: opening model %s%s on %s (%s)", TOTO_VERSION, cfg->model,
-            cfg->untrained ? " (UNTRAINED: random weights)" : "", cfg->device, cfg->dtype);
-    /* Under systemd: say what the wait is for, and extend the start timeout
-     * by as long again as the unit allows, for a cold GPU's warm-up. */
-    sd_notifyf(0, "STATUS=warming: opening %s on %s\nEXTEND_TIMEOUT_USEC=%llu", cfg->model,
-               cfg->device, (unsigned long long)WARMUP_EXTEND_USEC);
-    toto_model *model = open_model(cfg);
+    toto_model *model = open_model(cfg, device);
     if (!model)
         return -1;
     shadow_settings shadow = {(int)cfg->shadow_every, (int)cfg->shadow_fallback_after,
                               (int)cfg->shadow_idle_ms};
-    if (worker_init(&workers[0], 0, model, &s->queue, &s->done, &lim, &shadow)) {
+    if (worker_init(&workers[i], i, model, &s->queue, &s->done, &lim, &shadow)) {
         toto_model_free(model);
-        log_msg(TLOG_ERR, "cannot set up the inference worker");
+        log_msg(TLOG_ERR, "cannot set up inference worker %d", i);
         return -1;
     }
-    if (worker_warm(&workers[0], &ms, err, sizeof err)) {
-        log_msg(TLOG_ERR, "warm-up forecast failed: %s", err);
-        worker_destroy(&workers[0]);
+    workers[i].in_rotation = &in_rotation;
+    if (worker_warm(&workers[i], &ms, err, sizeof err)) {
+        log_msg(TLOG_ERR, "worker %d: warm-up forecast failed: %s", i, err);
+        worker_destroy(&workers[i]);
         return -1;
     }
-    const toto_model_info *info = &workers[0].info;
-    log_msg(TLOG_INFO, "model warm in %.1f ms: %lld parameters on %s, %s, path %s%s", ms,
-            (long long)info->num_params, info->device, info->dtype, info->path,
-            cfg->untrained ? ", untrained" : "");
-    if (info->compile.available)
-        log_msg(TLOG_INFO,
-                "compiled path: mode %s, compute %s, %lld buckets%s warmed in %.0f ms, %.1f MiB",
-                info->compile.mode, info->compile.compute_dtype, (long long)info->compile.buckets,
-                info->compile.graphs ? " captured as CUDA graphs and" : "", info->compile.warmup_ms,
-                (double)info->compile.pool_bytes / (1 << 20));
-    else
+    log_warm(&workers[i], ms, cfg->untrained);
+    return 0;
+}
+
+/* Opens and warms the model once per device, one worker each. 0 or -1 (logged). */
+static int start_model(server *s, const totod_config *cfg) {
+    char devs[MAX_WORKERS][32];
+    int n = device_list(cfg->device, devs);
+    if (n < 0)
+        return -1;
+    log_msg(TLOG_INFO, "totod %s: opening model %s%s on %s (%s)%s", TOTO_VERSION, cfg->model,
+            cfg->untrained ? " (bundled, UNTRAINED: random weights)" : "", cfg->device, cfg->dtype,
+            n > 1 ? ": one worker per device" : "");
+    /* Under systemd: say what the wait is for, and extend the start timeout
+     * by as long again as the unit allows, for a cold GPU's warm-up. */
+    sd_notifyf(0, "STATUS=warming: opening %s on %s\nEXTEND_TIMEOUT_USEC=%llu", cfg->model,
+               cfg->device, (unsigned long long)(WARMUP_EXTEND_USEC * (unsigned)n));
+    for (n_workers = 0; n_workers < n; n_workers++)
+        if (start_worker(s, cfg, n_workers, devs[n_workers])) {
+            while (n_workers > 0)
+                worker_destroy(&workers[--n_workers]);
+            return -1;
+        }
+    in_rotation = n_workers;
+    if (!workers[0].info.compile.available)
         log_msg(TLOG_INFO, "compiled path off (%s)",
                 cfg->disable_compile ? "TOTO_DISABLE_COMPILE / --disable-compile"
                                      : "compile false");
@@ -195,17 +252,35 @@ static void notify_serving(const char *note) {
                config.untrained ? ", untrained" : "", note);
 }
 
-/* A libuv pool thread: open and warm what the new configuration names. */
+static void free_models(toto_model **models, int n) {
+    for (int i = 0; i < n; i++) {
+        toto_model_free(models[i]);
+        models[i] = NULL;
+    }
+}
+
+/* A libuv pool thread: open and warm what the new configuration names, once
+ * per worker. The devices must be the same ones: workers are not added or
+ * removed by a reload. */
 static void reload_open(uv_work_t *req) {
     reload_job *r = req->data;
+    char devs[MAX_WORKERS][32];
     double ms;
-    r->model = open_model(&r->cfg);
-    if (!r->model)
-        snprintf(r->err, sizeof r->err, "cannot open the model %s (the log says why)",
-                 r->cfg.model);
-    else if (model_warm(r->model, &ms, r->err, sizeof r->err)) {
-        toto_model_free(r->model);
-        r->model = NULL;
+    if (device_list(r->cfg.device, devs) != n_workers) {
+        snprintf(r->err, sizeof r->err,
+                 "device %s is not the %d device(s) served now: restart totod to change them",
+                 r->cfg.device, n_workers);
+        return;
+    }
+    for (int i = 0; i < n_workers; i++) {
+        r->models[i] = open_model(&r->cfg, devs[i]);
+        if (!r->models[i])
+            snprintf(r->err, sizeof r->err, "cannot open the model %s on %s (the log says why)",
+                     r->cfg.model, devs[i]);
+        else if (model_warm(r->models[i], &ms, r->err, sizeof r->err) == 0)
+            continue;
+        free_models(r->models, n_workers);
+        return;
     }
 }
 
@@ -227,35 +302,45 @@ static void take_model_settings(totod_config *to, const totod_config *from) {
     to->untrained = from->untrained;
 }
 
-/* The loop, once the new model is warm (or could not be): hand it to the worker. */
+/* The loop, once the new models are warm (or could not be): hand them to the
+ * workers, each at its next batch boundary. A worker out of rotation takes
+ * none (its thread has ended): its model is freed. */
 static void reload_opened(uv_work_t *req, int status) {
     reload_job *r = req->data;
     (void)status;
     r->running = false;
-    if (r->model && the_server.state != SERVER_SERVING) {
-        toto_model_free(r->model); /* shutting down meanwhile */
-        r->model = NULL;
+    if (r->models[0] && the_server.state != SERVER_SERVING) {
+        free_models(r->models, n_workers); /* shutting down meanwhile */
         return;
     }
-    if (r->model && !worker_offer_model(&workers[0], r->model)) {
-        toto_model_free(r->model);
-        r->model = NULL;
-        snprintf(r->err, sizeof r->err, "the previous reload is not finished");
+    for (int i = 0; r->models[0] && i < n_workers; i++) {
+        worker_stats st;
+        worker_get_stats(&workers[i], &st);
+        if (!st.out_of_rotation && (workers[i].next_model || workers[i].retired)) {
+            free_models(r->models, n_workers);
+            snprintf(r->err, sizeof r->err, "the previous reload is not finished");
+        }
     }
-    if (!r->model) {
+    if (!r->models[0]) {
         log_error("reload failed: %s; still serving %s", r->err, config.model);
         notify_serving(" (the last reload failed)");
         return;
     }
-    r->model = NULL; /* the worker's now */
+    for (int i = 0; i < n_workers; i++) {
+        worker_stats st;
+        worker_get_stats(&workers[i], &st);
+        if (st.out_of_rotation || !worker_offer_model(&workers[i], r->models[i]))
+            toto_model_free(r->models[i]);
+        r->models[i] = NULL; /* the worker's now, or freed */
+    }
     take_model_settings(&config, &r->cfg);
 }
 
-/* The worker serves on the new model and the old one is freed. */
+/* A worker serves on the new model and its old one is freed (once per worker). */
 static void reload_done(server *s) {
     toto_model_get_info(worker_model(&s->workers[0]), &s->info);
-    log_info("reloaded: serving %s on %s (%s), path %s", s->info.name, s->info.device,
-             s->info.dtype, s->info.path);
+    log_info("reloaded: serving %s on %s (%s), path %s%s", s->info.name, s->info.device,
+             s->info.dtype, s->info.path, n_workers > 1 ? " (one worker's swap)" : "");
     notify_serving("");
 }
 
@@ -315,13 +400,13 @@ int main(int argc, char **argv) {
     if (start_model(&the_server, &config)) {
         status = 1;
         server_shutdown(&the_server, "startup failed");
-    } else if (fit_connections_to_fd_limit(&config) || server_listen(&the_server, workers, 1)) {
+    } else if (fit_connections_to_fd_limit(&config) ||
+               server_listen(&the_server, workers, n_workers)) {
         status = 1;
         server_shutdown(&the_server, "startup failed");
     } else {
         sd_notifyf(0, "READY=1\nSTATUS=serving %s on %s (%s)%s", workers[0].info.name,
-                   workers[0].info.device, workers[0].info.path,
-                   config.untrained ? ", untrained" : "");
+                   config.device, workers[0].info.path, config.untrained ? ", untrained" : "");
         log_msg(TLOG_INFO, "ready");
     }
     server_run(&the_server);

@@ -34,8 +34,57 @@ static void worker_totals(server *s, worker_stats *sum, bool *any_failed, int *b
         }
         for (int b = 0; b < WORKER_BATCH_BUCKETS; b++)
             sum->batch_size_counts[b] += one.batch_size_counts[b];
-        *any_failed |= one.last_failed;
+        *any_failed |= one.last_failed && !one.out_of_rotation;
         *busy += one.busy;
+    }
+}
+
+/* A model call this long is reported in health (a GPU may hang). */
+#define WORKER_STUCK_NS (30ull * 1000000000ull)
+
+/* Each worker (one per device): what it serves on and whether it takes batches. */
+static json_t *per_worker_json(server *s) {
+    json_t *all = json_array();
+    for (int i = 0; all && i < s->n_workers; i++) {
+        worker_stats st;
+        toto_model_info info;
+        worker_get_stats(&s->workers[i], &st);
+        toto_model_get_info(worker_model(&s->workers[i]), &info);
+        double busy_s = st.busy ? (double)(uv_hrtime() - st.busy_since_ns) / 1e9 : 0;
+        json_array_append_new(
+            all, json_pack("{s:i, s:s, s:s, s:b, s:b, s:f, s:I, s:I, s:i, s:b}", "index", i,
+                           "device", info.device, "path", info.path, "in_rotation",
+                           !st.out_of_rotation, "busy", st.busy, "busy_s", busy_s, "batches",
+                           (json_int_t)st.batches, "failed_batches", (json_int_t)st.failed_batches,
+                           "failed_in_a_row", st.failed_in_a_row, "on_fallback", st.on_fallback));
+    }
+    return all;
+}
+
+/* Reasons of single workers: out of rotation, or in one model call for long. */
+static void worker_reasons(server *s, json_t *reasons) {
+    char why[256];
+    int serving = 0;
+    for (int i = 0; i < s->n_workers; i++) {
+        worker_stats st;
+        worker_get_stats(&s->workers[i], &st);
+        serving += !st.out_of_rotation;
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        worker_stats st;
+        worker_get_stats(&s->workers[i], &st);
+        uint64_t busy_ns = st.busy ? uv_hrtime() - st.busy_since_ns : 0;
+        if (st.out_of_rotation)
+            snprintf(why, sizeof why,
+                     "worker %d (%s) out of rotation after %d failed model calls in a row; %d of "
+                     "%d worker(s) serve",
+                     i, s->workers[i].info.device, WORKER_FAILS_TO_LEAVE, serving, s->n_workers);
+        else if (busy_ns > WORKER_STUCK_NS)
+            snprintf(why, sizeof why, "worker %d (%s) has been in one model call for %.0f s", i,
+                     s->workers[i].info.device, (double)busy_ns / 1e9);
+        else
+            continue;
+        json_array_append_new(reasons, json_string(why));
     }
 }
 
@@ -67,6 +116,7 @@ static void degraded_reasons(server *s, json_t *reasons) {
     }
     if (observe_drift_reason(s, why, sizeof why))
         json_array_append_new(reasons, json_string(why));
+    worker_reasons(s, reasons);
     const int64_t objective = s->cfg->latency_objective_ms;
     for (int p = 0; objective > 0 && p < LAT_PATHS; p++) {
         latency_summary l = latency_summarize(s->latency, p, LAT_TOTAL, uv_hrtime(), 60);
@@ -96,14 +146,14 @@ json_t *methods_health(server *s) {
     if (reasons && s->n_workers > 0)
         degraded_reasons(s, reasons);
     const char *status = status_of(s, reasons);
-    return json_pack("{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b}",
+    return json_pack("{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:b, s:b, s:o}",
                      "status", status, "reasons", reasons ? reasons : json_array(),
                      "latency_windows", latency_to_json(s->latency, uv_hrtime()), "model",
                      s->info.name, "device", s->info.device, "dtype", s->info.dtype, "path",
                      s->info.path, "queue_depth", (json_int_t)queue_depth(&s->queue), "inflight",
                      (json_int_t)s->outstanding, "connections", (json_int_t)s->n_conns, "uptime_s",
                      uptime_s(s), "version", TOTO_VERSION, "untrained", s->cfg->untrained,
-                     "shutting_down", s->state != SERVER_SERVING);
+                     "shutting_down", s->state != SERVER_SERVING, "per_worker", per_worker_json(s));
 }
 
 json_t *methods_health_public(server *s) {
@@ -158,10 +208,10 @@ static json_t *model_json(server *s) {
 }
 
 json_t *methods_info(server *s) {
-    return json_pack("{s:s, s:o, s:o, s:i, s:o, s:o}", "version", TOTO_VERSION, "model",
+    return json_pack("{s:s, s:o, s:o, s:i, s:o, s:o, s:o}", "version", TOTO_VERSION, "model",
                      model_json(s), "compile", compile_json(s), "workers", s->n_workers, "config",
                      config_to_json(s->cfg, false), "latency_windows",
-                     latency_to_json(s->latency, uv_hrtime()));
+                     latency_to_json(s->latency, uv_hrtime()), "per_worker", per_worker_json(s));
 }
 
 static json_t *batch_size_json(const worker_stats *w) {
@@ -198,6 +248,8 @@ json_t *methods_metrics(server *s) {
         "inflight", (json_int_t)s->outstanding, "connections_open", (json_int_t)s->n_conns,
         "workers_busy", busy, "uptime_s", uptime_s(s), "compile", compile_json(s),
         "latency_windows", latency_to_json(s->latency, uv_hrtime()));
+    if (more)
+        json_object_set_new(more, "per_worker", per_worker_json(s));
     if (!more || json_object_update(m, more)) {
         json_decref(m);
         m = NULL;

@@ -349,9 +349,10 @@ static void wait_for_batch(job_queue *q, const batch_limits *lim, int64_t target
     }
 }
 
-/* Lock held: sleeps (or polls, when a job is expected) until a job comes or the queue closes. */
-static void wait_for_job(job_queue *q) {
-    while (!q->closed && !q->ring && !q->kicked) {
+/* Lock held: sleeps (or polls, when a job is expected) until a job comes, the
+ * queue closes or it is kicked after kicks_seen (each sleeping worker wakes). */
+static void wait_for_job(job_queue *q, uint64_t kicks_seen) {
+    while (!q->closed && !q->ring && q->kicks == kicks_seen) {
         if (q->expected) {
             q->expected = false;
             poll_for_push(q);
@@ -371,7 +372,7 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
     *batch = *expired = NULL;
     uv_mutex_lock(&q->lock);
     int64_t target = refill && lim->refill_ns ? refill->target : 0;
-    wait_for_job(q);
+    wait_for_job(q, q->kicks);
     if (!q->closed)
         wait_for_batch(q, lim, target, target ? refill->end_ns + lim->refill_ns : 0);
     if (q->closed) {
@@ -391,28 +392,27 @@ int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *r
         append(batch, &btail, j);
         n++;
     }
-    q->kicked = false;
     uv_mutex_unlock(&q->lock);
     return n;
 }
 
 bool queue_idle_for(job_queue *q, uint64_t ns) {
     uv_mutex_lock(&q->lock);
-    uint64_t until = uv_hrtime() + ns;
-    while (!q->ring && !q->closed && !q->kicked) {
+    uint64_t until = uv_hrtime() + ns, kicks_seen = q->kicks;
+    while (!q->ring && !q->closed && q->kicks == kicks_seen) {
         uint64_t now = uv_hrtime();
         if (now >= until)
             break;
         uv_cond_timedwait(&q->changed, &q->lock, until - now);
     }
-    bool idle = !q->ring && !q->closed && !q->kicked;
+    bool idle = !q->ring && !q->closed && q->kicks == kicks_seen;
     uv_mutex_unlock(&q->lock);
     return idle;
 }
 
 void queue_kick(job_queue *q) {
     uv_mutex_lock(&q->lock);
-    q->kicked = true;
+    q->kicks++;
     uv_mutex_unlock(&q->lock);
     uv_cond_broadcast(&q->changed);
 }

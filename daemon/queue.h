@@ -44,7 +44,7 @@ typedef struct job_queue {
     int64_t count, limit, tokens;
     uint64_t next_deadline_ns; /* no queued job expires before this; 0: none has a deadline */
     bool closed;
-    bool kicked; /* queue_kick(): the next pop returns at once, even empty */
+    uint64_t kicks; /* queue_kick()s so far: every worker waiting then returns, even empty */
     /* Hand-off polling (queue_expect): how long, whether a job is expected,
      * idle workers asleep, and a push counter read without the lock. */
     uint64_t poll_ns;

@@ -24,7 +24,8 @@ typedef struct sd_watchdog {
     uint64_t interval_us; /* 0: systemd asked for no watchdog */
     worker *workers;
     int n_workers;
-    bool stale; /* the last tick found a stuck worker (logged once per episode) */
+    bool stale;          /* the last tick found every worker stuck (logged once per episode) */
+    bool stuck_reported; /* a stuck worker among others was logged (once per episode) */
 } sd_watchdog;
 
 /* Inits the timer on loop (always: the server closes it with its other handles). */

@@ -28,6 +28,9 @@ int worker_init(worker *w, int index, toto_model *model, job_queue *queue, compl
     const char *stuck = getenv("TOTO_FAULT_STUCK_MS");
     w->fault_compiled_fails = fails ? atoi(fails) : 0;
     w->fault_stuck_ms = stuck ? atoi(stuck) : 0;
+    /* TOTO_FAULT_BROKEN_WORKER=K: every model call of worker K fails (a broken GPU). */
+    const char *broken = getenv("TOTO_FAULT_BROKEN_WORKER");
+    w->fault_broken = broken && *broken && atoi(broken) == index;
 #endif
     return uv_mutex_init(&w->stats_lock) ? -1 : 0;
 }
@@ -104,6 +107,7 @@ static void record_batch(worker *w, int n, bool failed) {
     w->stats.batch_size_counts[bucket]++;
     w->stats.failed_batches += failed;
     w->stats.last_failed = failed;
+    w->stats.failed_in_a_row = failed ? w->stats.failed_in_a_row + 1 : 0;
     w->stats.busy = false;
     uv_mutex_unlock(&w->stats_lock);
 }
@@ -134,16 +138,31 @@ static bool on_compiled_path(worker *w) {
     return strcmp(info.path, "compiled") == 0;
 }
 
+#ifdef TOTO_FAULT_INJECTION
+/* An injected whole-batch failure, as toto_forecast() reports one: in err and every result. */
+static int inject_failure(answered_batch *b, char *err, size_t err_len, const char *why) {
+    snprintf(err, err_len, "%s", why);
+    for (int i = 0; i < b->n; i++) {
+        b->results[i].status = TOTO_EMODEL;
+        snprintf(b->results[i].error, sizeof b->results[i].error, "%s", why);
+    }
+    return TOTO_EMODEL;
+}
+#endif
+
 static int forecast_once(worker *w, answered_batch *b, char *err, size_t err_len) {
 #ifdef TOTO_FAULT_INJECTION
     if (w->fault_stuck_ms > 0) { /* a hung call, once: the systemd watchdog must notice */
         uv_sleep((unsigned)w->fault_stuck_ms);
         w->fault_stuck_ms = 0;
     }
+    if (w->fault_broken)
+        return inject_failure(b, err, err_len,
+                              "injected fault: this worker's device is broken (a test build)");
     if (w->fault_compiled_fails > 0 && on_compiled_path(w)) {
         w->fault_compiled_fails--;
-        snprintf(err, err_len, "injected fault: the compiled path failed (a test build)");
-        return TOTO_EMODEL;
+        return inject_failure(b, err, err_len,
+                              "injected fault: the compiled path failed (a test build)");
     }
 #endif
     return toto_forecast(w->model, b->reqs, b->results, b->n, err, err_len);
@@ -346,6 +365,33 @@ static void take_offered_model(worker *w) {
     uv_async_send(w->done->async); /* the loop frees the old model */
 }
 
+/*
+ * After WORKER_FAILS_TO_LEAVE failed model calls in a row (each answered with
+ * its error), a worker leaves the rotation if another one still serves: its
+ * GPU is likely broken, and the others take the queue. The last one never
+ * leaves (the daemon must answer, even errors). True: leave now.
+ */
+static bool leave_rotation(worker *w) {
+    uv_mutex_lock(&w->stats_lock);
+    int fails = w->stats.failed_in_a_row;
+    uv_mutex_unlock(&w->stats_lock);
+    if (!w->in_rotation || fails < WORKER_FAILS_TO_LEAVE)
+        return false;
+    int left = __atomic_load_n(w->in_rotation, __ATOMIC_ACQUIRE);
+    while (left > 1 && !__atomic_compare_exchange_n(w->in_rotation, &left, left - 1, false,
+                                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+    if (left <= 1)
+        return false;
+    uv_mutex_lock(&w->stats_lock);
+    w->stats.out_of_rotation = true;
+    uv_mutex_unlock(&w->stats_lock);
+    log_error("worker %d (%s): %d model calls in a row failed: out of rotation; %d worker(s) "
+              "serve on",
+              w->index, w->info.device, fails, left - 1);
+    return true;
+}
+
 static void worker_main(void *arg) {
     worker *w = arg;
     job *batch, *expired;
@@ -365,6 +411,8 @@ static void worker_main(void *arg) {
         }
         if (n > 0)
             serve_batch(w, batch, n, waited);
+        if (n > 0 && leave_rotation(w))
+            break;
     }
     encoder_stop(&w->encoder); /* answers what it holds first */
     shadow_free(&w->shadow);

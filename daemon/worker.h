@@ -39,7 +39,13 @@ typedef struct worker_stats {
     bool busy;                                        /* inside toto_forecast() now */
     uint64_t busy_since_ns;                           /* when that call began */
     bool last_failed;                                 /* the latest model call failed as a whole */
+    int failed_in_a_row;                              /* model calls failed as a whole, in a row */
+    bool out_of_rotation; /* stopped taking batches (WORKER_FAILS_TO_LEAVE); see in_rotation */
 } worker_stats;
+
+/* With other workers serving, this many failed model calls in a row take a
+ * worker (its GPU) out of rotation: it takes no more batches. */
+#define WORKER_FAILS_TO_LEAVE 3
 
 typedef struct worker {
     int index;
@@ -56,7 +62,9 @@ typedef struct worker {
     answer_encoder encoder;   /* encodes a batch while the next one runs (encoder.h) */
     int fault_compiled_fails; /* test builds (TOTO_FAULT_INJECTION): model calls to fail */
     int fault_stuck_ms;       /* test builds: the next model call hangs this long first */
+    bool fault_broken;        /* test builds: every model call fails (TOTO_FAULT_BROKEN_WORKER) */
     shadow_check shadow;      /* worker thread only */
+    int *in_rotation; /* workers taking batches, shared by all (atomic); NULL: never leaves */
     uv_thread_t thread;
     bool started;
     uv_mutex_t stats_lock;

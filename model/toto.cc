@@ -336,6 +336,14 @@ toto_model *toto_model_open(const char *dir, const toto_model_params *params, ch
     return nullptr;
 }
 
+int toto_cuda_device_count(void) {
+    try {
+        return int(torch::cuda::device_count());
+    } catch (...) {
+        return 0;
+    }
+}
+
 void toto_model_free(toto_model *model) {
     delete model;
 }

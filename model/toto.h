@@ -171,6 +171,9 @@ toto_model *toto_model_open(const char *dir, const toto_model_params *params, ch
                             size_t err_len);
 void toto_model_free(toto_model *model);
 
+/* The CUDA devices this build can use: 0 without a CUDA libtorch or a GPU. */
+int toto_cuda_device_count(void);
+
 void toto_model_get_info(const toto_model *model, toto_model_info *info);
 
 /*

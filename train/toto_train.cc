@@ -62,24 +62,42 @@ bool parse(int argc, char **argv, Options &o) {
         auto num = [&](double &d) { d = std::strtod(v, &end); };
         auto integer = [&](int64_t &n) { n = std::strtoll(v, &end, 10); };
         double d = 0;
-        if (a == "--config") o.config = v, end = const_cast<char *>(v + std::strlen(v));
-        else if (a == "--out") o.out = v, end = const_cast<char *>(v + std::strlen(v));
-        else if (a == "--device") o.device = v, end = const_cast<char *>(v + std::strlen(v));
-        else if (a == "--series") o.series.push_back(v), end = const_cast<char *>(v + std::strlen(v));
-        else if (a == "--holdout") num(o.holdout);
-        else if (a == "--lr") num(o.lr);
-        else if (a == "--min-lr-frac") num(o.min_lr_frac);
-        else if (a == "--weight-decay") num(o.weight_decay);
-        else if (a == "--minutes") num(o.minutes);
-        else if (a == "--synthetic-share") num(o.sampler.synthetic_share);
-        else if (a == "--steps") integer(o.steps);
-        else if (a == "--warmup") integer(o.warmup);
-        else if (a == "--log-every") integer(o.log_every);
-        else if (a == "--eval-every") integer(o.eval_every);
-        else if (a == "--threads") integer(o.threads);
-        else if (a == "--batch") integer(o.sampler.batch);
-        else if (a == "--window") integer(o.sampler.window);
-        else if (a == "--seed") num(d), o.seed = uint64_t(d);
+        if (a == "--config")
+            o.config = v, end = const_cast<char *>(v + std::strlen(v));
+        else if (a == "--out")
+            o.out = v, end = const_cast<char *>(v + std::strlen(v));
+        else if (a == "--device")
+            o.device = v, end = const_cast<char *>(v + std::strlen(v));
+        else if (a == "--series")
+            o.series.push_back(v), end = const_cast<char *>(v + std::strlen(v));
+        else if (a == "--holdout")
+            num(o.holdout);
+        else if (a == "--lr")
+            num(o.lr);
+        else if (a == "--min-lr-frac")
+            num(o.min_lr_frac);
+        else if (a == "--weight-decay")
+            num(o.weight_decay);
+        else if (a == "--minutes")
+            num(o.minutes);
+        else if (a == "--synthetic-share")
+            num(o.sampler.synthetic_share);
+        else if (a == "--steps")
+            integer(o.steps);
+        else if (a == "--warmup")
+            integer(o.warmup);
+        else if (a == "--log-every")
+            integer(o.log_every);
+        else if (a == "--eval-every")
+            integer(o.eval_every);
+        else if (a == "--threads")
+            integer(o.threads);
+        else if (a == "--batch")
+            integer(o.sampler.batch);
+        else if (a == "--window")
+            integer(o.sampler.window);
+        else if (a == "--seed")
+            num(d), o.seed = uint64_t(d);
         else {
             std::fprintf(stderr, "toto-train: unknown option %s\n%s", a.c_str(), kUsage);
             return false;
@@ -140,8 +158,9 @@ int run(const Options &o) {
         return 2;
     }
     if (o.sampler.window % cfg.patch_size != 0 || o.sampler.window < 2 * cfg.patch_size) {
-        std::fprintf(stderr, "toto-train: --window %lld must be a multiple of patch_size %d, "
-                             "at least two patches\n",
+        std::fprintf(stderr,
+                     "toto-train: --window %lld must be a multiple of patch_size %d, "
+                     "at least two patches\n",
                      (long long)o.sampler.window, cfg.patch_size);
         return 2;
     }
@@ -184,10 +203,10 @@ int run(const Options &o) {
                 cfg.k_components, (long long)n_params, n_params * 4 / 1e6, o.device.c_str());
 
     std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(params.decayed, std::make_unique<torch::optim::AdamWOptions>(
-                                            torch::optim::AdamWOptions(o.lr)
-                                                .betas({0.9, 0.95})
-                                                .weight_decay(o.weight_decay)));
+    groups.emplace_back(
+        params.decayed,
+        std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay)));
     groups.emplace_back(params.not_decayed,
                         std::make_unique<torch::optim::AdamWOptions>(
                             torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0)));

@@ -132,8 +132,8 @@ Batch Sampler::held_out() const {
     const int64_t T = opt_.window;
     std::vector<std::pair<const Series *, int64_t>> ends;
     for (const Series &s : real_)
-        for (int64_t e = int64_t(s.values.size()), k = 0; k < 8 && e > int64_t(s.n_train) + opt_.patch;
-             e -= T, k++)
+        for (int64_t e = int64_t(s.values.size()), k = 0;
+             k < 8 && e > int64_t(s.n_train) + opt_.patch; e -= T, k++)
             ends.emplace_back(&s, e);
     auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     const int64_t B = int64_t(ends.size());

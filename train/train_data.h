@@ -30,10 +30,10 @@ bool load_series(const std::string &spec, double holdout, std::vector<Series> &o
 
 struct SamplerOptions {
     int64_t batch = 32;
-    int64_t window = 512;          // steps, a multiple of the patch size
+    int64_t window = 512; // steps, a multiple of the patch size
     int64_t patch = 16;
-    double synthetic_share = 0.5;  // of each batch
-    double short_share = 0.2;      // windows cut short (left-padded), like short contexts
+    double synthetic_share = 0.5; // of each batch
+    double short_share = 0.2;     // windows cut short (left-padded), like short contexts
 };
 
 class Sampler {

@@ -8,9 +8,8 @@ namespace toto_train {
 
 torch::Tensor mixture_log_prob(const toto::HeadOut &h, const torch::Tensor &z) {
     auto df = h.df, u = (z.unsqueeze(-1) - h.loc) / h.scale;
-    auto log_t = torch::lgamma((df + 1) / 2) - torch::lgamma(df / 2) -
-                 0.5 * torch::log(df * M_PI) - torch::log(h.scale) -
-                 (df + 1) / 2 * torch::log1p(u * u / df);
+    auto log_t = torch::lgamma((df + 1) / 2) - torch::lgamma(df / 2) - 0.5 * torch::log(df * M_PI) -
+                 torch::log(h.scale) - (df + 1) / 2 * torch::log1p(u * u / df);
     // The head hands out probabilities (what sampling uses); their log is
     // clamped so that a component the softmax rounds to 0 cannot give -inf.
     return torch::logsumexp(torch::log(h.probs.clamp_min(1e-30)) + log_t, -1);
@@ -22,7 +21,8 @@ LossOut next_patch_nll(const toto::Network &net, const Batch &b) {
     toto::Scaler scaler(cfg);
     auto [mean, scale] = scaler.init(b.x, b.w); // [B, S] each, float64
     auto patches = toto::scale_patches(b.x, mean, scale, 1, P, net.input_dtype());
-    auto ids = torch::zeros({B, 1}, torch::TensorOptions().dtype(torch::kInt64).device(b.x.device()));
+    auto ids =
+        torch::zeros({B, 1}, torch::TensorOptions().dtype(torch::kInt64).device(b.x.device()));
     auto hidden = net.backbone(patches, ids, nullptr).squeeze(1); // [B, S, D]
     toto::HeadOut h = net.head(hidden.narrow(1, 0, S - 1));       // [B, S-1, P, K]
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""test_workers - several inference workers (--device with a list) sharing one queue.
+
+On the CPU, `--device cpu,cpu` gives two workers with a model each, as
+`cuda:all` gives one per GPU: both take batches, every answer equals
+toto-infer's, health/info/metrics list them (per_worker). A broken worker
+(totod-faulty, TOTO_FAULT_BROKEN_WORKER) leaves the rotation after 3 failed
+model calls, its requests answered with the error, and the other serves on;
+health is degraded and says which. A reload swaps every worker's model.
+Bad device lists are refused at start.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from totod_harness import (DTYPE, TINY_A, TOTOD, TOTOD_FAULTY, Daemon, Tap, close, forecast,  # noqa: E402
+                           infer, series)
+
+MODEL_ERROR = -32003
+
+
+def load(d, clients=6, per_client=30, horizon=8):
+    """Closed-loop load from threads; {(client, k): result or error}."""
+    answers, lock = {}, threading.Lock()
+
+    def run(ci):
+        c = d.client()
+        for k in range(per_client):
+            s = series(1, 48, seed=(ci * 7 + k) % 5)
+            msg = c.call("forecast", {"series": s, "prediction_length": horizon})
+            with lock:
+                answers[(ci, k)] = msg
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(ci,)) for ci in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return answers
+
+
+def expected(horizon=8):
+    return {seed: infer(TINY_A, {"series": series(1, 48, seed=seed), "prediction_length": horizon})
+            for seed in range(5)}
+
+
+def check_two_workers(tap, want):
+    with Daemon("--device", "cpu,cpu", "--threads", "1") as d:
+        c = d.client()
+        h = c.call("health")["result"]
+        info = c.call("info")["result"]
+        c.close()
+        pw = h.get("per_worker", [])
+        tap.ok(len(pw) == 2 and all(w["device"] == "cpu" and w["in_rotation"] for w in pw)
+               and info["workers"] == 2 and len(info["per_worker"]) == 2,
+               "--device cpu,cpu: two workers in health and info", h)
+        answers = load(d)
+        wrong = [k for k, m in answers.items()
+                 if "result" not in m or not close(m["result"]["mean"],
+                                                  want[(k[0] * 7 + k[1]) % 5]["mean"])]
+        tap.ok(len(answers) == 180 and not wrong,
+               "180 forecasts from 6 clients: every one equals toto-infer's (%d differ)"
+               % len(wrong), wrong[:3])
+        c = d.client()
+        m = c.call("metrics")["result"]
+        c.close()
+        batches = [w["batches"] for w in m["per_worker"]]
+        tap.ok(all(b > 0 for b in batches), "both workers took batches (%s)" % batches)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline and d.log_text().count("the model before the reload is freed") < 2:
+            time.sleep(0.1)
+        tap.ok(d.log_text().count("the model before the reload is freed") == 2,
+               "SIGHUP: both workers swapped their model", d.log_text()[-1500:])
+        answers = load(d, clients=2, per_client=10)
+        tap.ok(all("result" in m for m in answers.values()), "forecasts after the reload")
+
+
+def check_broken_worker(tap, want):
+    env = {"TOTO_FAULT_BROKEN_WORKER": "1"}
+    with Daemon("--device", "cpu,cpu", "--threads", "1", binary=TOTOD_FAULTY, env=env) as d:
+        answers = load(d)
+        results = [m for m in answers.values() if "result" in m]
+        errors = [m for m in answers.values() if "error" in m]
+        tap.ok(len(answers) == 180 and len(results) + len(errors) == 180
+               and all(m["error"]["code"] == MODEL_ERROR and "broken" in m["error"]["message"]
+                       for m in errors),
+               "a broken worker: all 180 answered (%d results, %d model errors naming the fault)"
+               % (len(results), len(errors)), errors[:2])
+        c = d.client()
+        h = c.call("health")["result"]
+        c.close()
+        pw = h.get("per_worker", [])
+        reason = [r for r in h["reasons"] if "worker 1 (cpu) out of rotation" in r]
+        tap.ok(h["status"] == "degraded" and reason and not pw[1]["in_rotation"]
+               and pw[0]["in_rotation"] and pw[1]["failed_batches"] == 3,
+               "health: degraded, worker 1 out of rotation after 3 failed calls", h)
+        answers = load(d, clients=4, per_client=20)
+        wrong = [k for k, m in answers.items()
+                 if "result" not in m or not close(m["result"]["mean"],
+                                                  want[(k[0] * 7 + k[1]) % 5]["mean"])]
+        tap.ok(not wrong, "then every forecast is answered by worker 0, correctly (%d wrong)"
+               % len(wrong), [answers[k] for k in wrong[:2]])
+        tap.ok("out of rotation; 1 worker(s) serve on" in d.log_text(), "the log says so")
+
+
+def check_bad_devices(tap):
+    for spec, want_rc, words in (("cpu,gpu", 2, "cpu,gpu"), ("cpu,", 2, "cpu,"),
+                                 ("cuda:all", 1, "no CUDA device")):
+        p = subprocess.run([TOTOD, "--model", TINY_A, "--dtype", DTYPE, "--unix", "none",
+                            "--device", spec], capture_output=True, text=True, timeout=60)
+        if spec == "cuda:all" and p.returncode == 0:
+            continue  # a GPU machine: cuda:all is valid there
+        tap.ok(p.returncode == want_rc and words in p.stderr,
+               "--device %s: refused (exit %d), named" % (spec, want_rc), p.stderr[-500:])
+
+
+def main():
+    tap = Tap()
+    want = expected()
+    check_two_workers(tap, want)
+    check_broken_worker(tap, want)
+    check_bad_devices(tap)
+    tap.done()
+
+
+if __name__ == "__main__":
+    main()
