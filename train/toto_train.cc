@@ -53,6 +53,10 @@ bool parse(int argc, char **argv, Options &o) {
             o.verify = true;
             continue;
         }
+        if (a == "-h" || a == "--help") {
+            std::fputs(kUsage, stdout);
+            std::exit(0);
+        }
         if (i + 1 >= argc) {
             std::fprintf(stderr, "toto-train: %s needs a value\n%s", a.c_str(), kUsage);
             return false;
@@ -61,15 +65,21 @@ bool parse(int argc, char **argv, Options &o) {
         char *end = nullptr;
         auto num = [&](double &d) { d = std::strtod(v, &end); };
         auto integer = [&](int64_t &n) { n = std::strtoll(v, &end, 10); };
+        // Text takes any value: point end at its terminator, as a full parse would.
+        auto text = [&](std::string &t) {
+            t = v;
+            end = const_cast<char *>(v) + std::strlen(v);
+        };
         double d = 0;
+        std::string series;
         if (a == "--config")
-            o.config = v, end = const_cast<char *>(v + std::strlen(v));
+            text(o.config);
         else if (a == "--out")
-            o.out = v, end = const_cast<char *>(v + std::strlen(v));
+            text(o.out);
         else if (a == "--device")
-            o.device = v, end = const_cast<char *>(v + std::strlen(v));
+            text(o.device);
         else if (a == "--series")
-            o.series.push_back(v), end = const_cast<char *>(v + std::strlen(v));
+            text(series), o.series.push_back(series);
         else if (a == "--holdout")
             num(o.holdout);
         else if (a == "--lr")

@@ -225,6 +225,20 @@ def main():
         tap.ok("| odd | " in rep2 and "| 1h | 3 |" in rep2,
                "the 12-hour clock parses, hourly grid, 3 missing steps (gap + 2 skipped rows)", rep2)
         tap.ok("Not measured: --repeats 0." in rep2, "--repeats 0: no compiled vs eager")
+        tap.ok("## Geometric mean MASE" in rep2 and "| toto | 1 |" in rep2,
+               "report.md has the geometric mean MASE table", rep2)
+
+        # --holdout-fraction 0.1: the 300 hours span 299; origins only from hour 0.9 * 299 on.
+        out3 = os.path.join(tmp, "out3")
+        rc, so, se, _ = run(["--start-daemon", "--model", TINY_A, "--totod", TOTOD, "--series", "odd=%s:when:value"
+                             % bad_csv, "--horizons", "8", "--origins", "20", "--samples", "8", "--repeats", "0",
+                             "--holdout-fraction", "0.1", "--out", out3])
+        held = [r for r in read_csv(os.path.join(out3, "origins.csv")) if r["method"] == "toto"] if rc == 0 else []
+        first = (400000 + 1) * 3600
+        cut = first + 0.9 * 299 * 3600
+        tap.ok(rc == 0 and len(held) == 3
+               and all(epoch_of(r["origin_time"]) >= cut for r in held),
+               "--holdout-fraction 0.1 keeps the 3 origins inside the last 10%% of the time span", held)
 
         for spec, word in (("nonsense", "expected NAME=FILE:TIME_COL:VALUE_COL"),
                            ("x=%s:date:nope" % os.path.join(SERIES, "ETTh1.csv"), "no column 'nope'"),
