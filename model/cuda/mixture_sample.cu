@@ -97,12 +97,10 @@ template <bool VEC4> __device__ int pick_component(const float *__restrict__ w, 
 
 // Draw i = (row q, step p) of the mixture; NaN when no component has weight.
 template <bool VEC4>
-__device__ __forceinline__ float draw_one(int64_t i, int64_t q, uint32_t p,
-                                          const float *__restrict__ probs,
-                                          const float *__restrict__ df,
-                                          const float *__restrict__ loc,
-                                          const float *__restrict__ scale, uint64_t key,
-                                          uint64_t counter, int K) {
+__device__ __forceinline__ float
+draw_one(int64_t i, int64_t q, uint32_t p, const float *__restrict__ probs,
+         const float *__restrict__ df, const float *__restrict__ loc,
+         const float *__restrict__ scale, uint64_t key, uint64_t counter, int K) {
     const Philox4 b0 = philox_block(key, counter, p, 0);
     const int k = pick_component<VEC4>(probs + i * K, K, uniform_co(b0.v[0]));
     if (k < 0)
@@ -126,19 +124,22 @@ __global__ void __launch_bounds__(kThreads)
          i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t q = i / P;
         const uint32_t p = uint32_t(i - q * P);
-        draws[i] = draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q),
-                                  __ldg(counters + q), K);
+        draws[i] =
+            draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q), __ldg(counters + q), K);
     }
 }
 
 // The same draw, then in original units into the paths (see kernels.h).
 template <bool VEC4>
-__global__ void __launch_bounds__(kThreads) mixture_sample_paths_kernel(
-    double *__restrict__ paths, double *__restrict__ last, const int64_t *__restrict__ step,
-    const double *__restrict__ shift, const double *__restrict__ sd, double half_max,
-    const float *__restrict__ probs, const float *__restrict__ df, const float *__restrict__ loc,
-    const float *__restrict__ scale, const uint64_t *__restrict__ keys,
-    const uint64_t *__restrict__ rows, int64_t n, int P, int K, int64_t T) {
+__global__ void __launch_bounds__(kThreads)
+    mixture_sample_paths_kernel(double *__restrict__ paths, double *__restrict__ last,
+                                const int64_t *__restrict__ step, const double *__restrict__ shift,
+                                const double *__restrict__ sd, double half_max,
+                                const float *__restrict__ probs, const float *__restrict__ df,
+                                const float *__restrict__ loc, const float *__restrict__ scale,
+                                const uint64_t *__restrict__ keys,
+                                const uint64_t *__restrict__ rows, int64_t n, int P, int K,
+                                int64_t T) {
     const int64_t t = __ldg(step);
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
