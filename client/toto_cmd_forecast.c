@@ -281,6 +281,9 @@ static int read_input(forecast_options *o, csv_series *s, char *err, size_t errl
     o->csv_opt.time_column = o->time_column;
     o->csv_opt.value_columns = o->value_columns;
     o->csv_opt.n_value_columns = o->n_value_columns;
+    /* Only what is sent (and held out) is laid out: a gap of years in a file
+     * of hourly rows must not become a grid of millions of steps. */
+    o->csv_opt.last = (size_t)(o->context + o->holdout);
     const char *path = o->csv ? o->csv : "-";
     int rc = csv_series_read_file(path, &o->csv_opt, s, err, errlen);
     /* A file with thousands of duplicate rows should not bury the answer. */

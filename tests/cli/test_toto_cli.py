@@ -250,6 +250,20 @@ def check_forecast_file_order(tap, d):
            out + err)
 
 
+def check_forecast_long_gap(tap, d, tmp):
+    """A gap of decades in hourly rows: only the last --context steps are laid out."""
+    path = os.path.join(tmp, "gap.csv")
+    with open(path, "w") as f:
+        f.write("time,v\n1990-01-01 00:00,1\n2024-01-01 00:00,2\n2024-01-01 01:00,3\n"
+                "2024-01-01 02:00,4\n")
+    rc, out, err = run("forecast", "--socket", d.sock, "--csv", path, "--time-column", "time",
+                       "--value-column", "v", "--horizon", "2", "--context", "100")
+    rows = table_rows(out)
+    tap.ok(rc == 0 and [r[1] for r in rows] == ["03:00:00", "04:00:00"],
+           "a 34-year gap in hourly rows: the last 100 steps laid out, forecast at once",
+           out + err)
+
+
 def check_forecast_errors(tap, d, tmp):
     sock = d.sock
     bad = os.path.join(tmp, "bad.csv")
@@ -325,6 +339,7 @@ def main():
         check_bench(tap, d, tmp)
         check_forecast(tap, d, tmp)
         check_forecast_file_order(tap, d)
+        check_forecast_long_gap(tap, d, tmp)
         check_forecast_errors(tap, d, tmp)
         check_token(tap, tmp)
     tap.done()
