@@ -56,6 +56,10 @@ static const setting settings[] = {
     {"http-idle-timeout-ms", NUM(KIND_INT, http_idle_timeout_ms, 0, 86400000), "MS",
      "close an HTTP connection idle this long, or a request not complete this long after its "
      "first byte (not while its forecast runs); 0: never"},
+    {"rpc-line-timeout-ms", NUM(KIND_INT, rpc_line_timeout_ms, 0, 86400000), "MS",
+     "JSON-RPC over a socket: a request line not complete this long after its first byte is "
+     "refused and the connection closed (slow senders); idle connections are never closed; "
+     "0: never"},
     {"auth-token-file", STR(auth_token_file), 0, 0, "FILE",
      "TCP clients must send the method auth, HTTP clients 'Authorization: Bearer TOKEN' (but for "
      "/health, /ready), with the token on this file's first line (16 to 1024 bytes; the file "
@@ -155,6 +159,7 @@ static void defaults(totod_config *cfg) {
     snprintf(cfg->unix_mode, sizeof cfg->unix_mode, "0660");
     cfg->unix_gid = -1;
     cfg->http_idle_timeout_ms = 30000;
+    cfg->rpc_line_timeout_ms = 60000;
     cfg->compile = true;
     snprintf(cfg->compile_mode, sizeof cfg->compile_mode, "reduce-overhead");
     cfg->max_batch_tokens = 65536;

@@ -41,6 +41,7 @@ typedef struct totod_config {
     char tcp[256];                           /* HOST:PORT; "" disables */
     char http[256];                          /* HOST:PORT; "" disables (httpd.h) */
     int64_t http_idle_timeout_ms;            /* HTTP: idle or slow-request limit; 0: none */
+    int64_t rpc_line_timeout_ms;             /* JSON-RPC: a line begun must end within; 0: none */
     char auth_token_file[TOTOD_PATH_MAX];    /* TCP and HTTP need its token; "": no token */
     char config_file[TOTOD_PATH_MAX];        /* the file that was read, or "" */
     bool stdio;                              /* serve one client on stdin/stdout only */

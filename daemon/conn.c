@@ -206,6 +206,15 @@ static void on_timeout(uv_timer_t *t) {
     unsigned long long ms = (unsigned long long)c->lim.idle_timeout_ms;
     if (c->closing || c->http_busy)
         return; /* the timer is stopped in both cases */
+    if (c->framing == CONN_LINES) {
+        log_msg(TLOG_DEBUG, "connection %s: line not complete %llu ms after its first byte",
+                c->peer, (unsigned long long)c->lim.line_timeout_ms);
+        c->timing_request = false;
+        c->discard = true; /* keep draining so that closing does not reset the answer away */
+        c->ops->on_line_timeout(c->ctx, c);
+        conn_end_input(c);
+        return;
+    }
     if (c->timing_request) {
         log_msg(TLOG_DEBUG, "connection %s: request not complete %llu ms after its first byte",
                 c->peer, ms);
@@ -222,10 +231,27 @@ static void on_timeout(uv_timer_t *t) {
     }
 }
 
+/* CONN_LINES: times a line from its first byte to its end, and nothing else
+ * (not while reading is paused for our own flow control). */
+static void line_timer_update(conn *c) {
+    bool begun = !c->input_done && !c->paused && c->len > 0;
+    if (!begun) {
+        uv_timer_stop(&c->timer);
+        c->timing_request = false;
+    } else if (!c->timing_request) {
+        c->timing_request = true;
+        uv_timer_start(&c->timer, on_timeout, c->lim.line_timeout_ms, 0);
+    }
+}
+
 /* Sets the timer to what the connection waits for now (see Timeouts in conn.h). */
 static void timer_update(conn *c) {
     if (!c->timer_on || c->closing)
         return;
+    if (c->framing == CONN_LINES) {
+        line_timer_update(c);
+        return;
+    }
     if (c->http_busy) { /* a request is being answered: never time it out */
         uv_timer_stop(&c->timer);
         c->timing_request = false;
@@ -320,6 +346,7 @@ static void process_input(conn *c) {
         timer_update(c); /* bytes arrived, or a request was handed out or answered */
     } else {
         process_lines(c);
+        timer_update(c); /* a line begun, or none */
     }
     c->in_process = false;
 }
@@ -619,7 +646,8 @@ conn *conn_accept(uv_stream_t *listener, void *ctx, const conn_ops *ops, const c
         return NULL;
     }
     c->open_handles = 1;
-    if (c->framing == CONN_HTTP && lim->idle_timeout_ms > 0) {
+    if ((c->framing == CONN_HTTP && lim->idle_timeout_ms > 0) ||
+        (c->framing == CONN_LINES && lim->line_timeout_ms > 0)) {
         uv_timer_init(listener->loop, &c->timer); /* cannot fail on Linux */
         c->timer.data = c;
         c->timer_on = true;

@@ -27,7 +27,10 @@
  * answer queued or written), then closes the connection; from the first byte
  * of a request it measures how long the request takes to arrive, then answers
  * 408 and closes; once input is over it bounds how long the client may leave
- * the answers owed to it unread.
+ * the answers owed to it unread. CONN_LINES on a socket with line_timeout_ms:
+ * the same timer runs only while a line is begun and not complete (never
+ * between requests: a JSON-RPC connection may idle for hours); at the limit
+ * the line is refused and the connection closes once its answers are out.
  *
  * Flow control: when unsent output exceeds max_write_buffer the connection
  * stops reading (and stops handing out lines it has already read) until the
@@ -65,6 +68,9 @@ typedef struct conn_ops {
     /* CONN_HTTP: the bytes are not a request we can serve (status 400, 413,
      * 431, ...). Answer it; the connection then reads no more and closes. */
     void (*on_http_error)(void *ctx, conn *c, int status, const char *message);
+    /* CONN_LINES: a line begun was not complete within line_timeout_ms (a
+     * slowloris). Answer it; the connection then reads no more and closes. */
+    void (*on_line_timeout)(void *ctx, conn *c);
 } conn_ops;
 
 typedef struct conn_limits {
@@ -72,6 +78,7 @@ typedef struct conn_limits {
     size_t max_write_buffer;
     int64_t hold_inflight; /* CONN_LINES: hand out no line while this many are in flight; 0: off */
     uint64_t idle_timeout_ms; /* CONN_HTTP: the idle and slow-request limit (below); 0: none */
+    uint64_t line_timeout_ms; /* CONN_LINES on a socket: a line begun must end within it; 0: none */
 } conn_limits;
 
 typedef union conn_handle {

@@ -389,6 +389,18 @@ void dispatch_line_too_long(server *s, conn *c) {
                 limit_data("max-line-bytes", s->cfg->max_line_bytes));
 }
 
+void dispatch_line_timeout(server *s, conn *c) {
+    char message[200];
+    s->metrics.lines_timed_out++;
+    snprintf(message, sizeof message,
+             "invalid request: line not complete within rpc-line-timeout-ms (%lld ms) of its "
+             "first byte; closing the connection",
+             (long long)s->cfg->rpc_line_timeout_ms);
+    log_msg(TLOG_WARNING, "connection %s: %s", c->peer, message);
+    reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, message,
+                limit_data("rpc-line-timeout-ms", s->cfg->rpc_line_timeout_ms));
+}
+
 void dispatch_complete(server *s, job *j) {
     conn *c = j->conn;
     uint64_t now = uv_hrtime();

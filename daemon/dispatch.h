@@ -35,6 +35,8 @@ int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *n
 void dispatch_line(server *s, conn *c, const char *line, size_t len);
 /* The answer to a line over max_line_bytes (the connection then closes). */
 void dispatch_line_too_long(server *s, conn *c);
+/* A line begun and not complete within rpc-line-timeout-ms: refused, the connection closes. */
+void dispatch_line_timeout(server *s, conn *c);
 /* A job is answered (by a worker, or on shutdown): deliver it and free it. */
 void dispatch_complete(server *s, job *j);
 

@@ -136,6 +136,8 @@ static void add_counters(text *t, const json_t *m) {
                number(json_object_get(conns, "refused")));
     add_scalar(t, m, "lines_too_long", "totod_lines_too_long_total", "counter",
                "Lines over max-line-bytes.");
+    add_scalar(t, m, "lines_timed_out", "totod_lines_timed_out_total", "counter",
+               "Lines not complete within rpc-line-timeout-ms.");
     add_scalar(t, m, "batches", "totod_batches_total", "counter", "Model calls.");
     const json_t *c = json_object_get(m, "compile");
     add_scalar(t, c, "runs", "totod_compiled_runs_total", "counter",

@@ -27,6 +27,10 @@ static void on_line_too_long(void *ctx, conn *c) {
     dispatch_line_too_long(ctx, c);
 }
 
+static void on_line_timeout(void *ctx, conn *c) {
+    dispatch_line_timeout(ctx, c);
+}
+
 static void close_handles(server *s);
 
 static void on_closed(void *ctx, conn *c) {
@@ -60,12 +64,12 @@ static void on_http_error(void *ctx, conn *c, int status, const char *message) {
     httpd_parse_error(ctx, c, status, message);
 }
 
-static const conn_ops server_conn_ops = {on_line, on_line_too_long, on_closed, on_request,
-                                         on_http_error};
+static const conn_ops server_conn_ops = {on_line,    on_line_too_long, on_closed,
+                                         on_request, on_http_error,    on_line_timeout};
 
 static conn_limits limits_of(const totod_config *cfg) {
     return (conn_limits){(size_t)cfg->max_line_bytes, (size_t)cfg->max_write_buffer, 0,
-                         (uint64_t)cfg->http_idle_timeout_ms};
+                         (uint64_t)cfg->http_idle_timeout_ms, (uint64_t)cfg->rpc_line_timeout_ms};
 }
 
 static void add_conn(server *s, conn *c) {

@@ -234,7 +234,8 @@ def slowloris(d):
     tap.ok(all(a.startswith(b"HTTP/1.1 408") for a in answers),
            "HTTP slowloris (a byte a second, 4 connections): each answered 408 after "
            "--http-idle-timeout-ms %d and closed" % ms, (answers, out))
-    # JSON-RPC: no timeout. The half lines wait; completed, they are answered.
+    # JSON-RPC: within rpc-line-timeout-ms (60 s by default) the half lines wait;
+    # completed, they are answered.
     alive = []
     for i, c in enumerate(rpc):
         c.send(head[4:])
@@ -242,8 +243,9 @@ def slowloris(d):
         alive.append(a is not None and a.get("id") == "slow" and "result" in a)
         c.close()
     tap.ok(all(alive) and elapsed >= 3.5,
-           "JSON-RPC slowloris (a byte a second, 4 connections, %.1f s): no timeout, the half "
-           "lines wait and are answered once complete" % elapsed, (alive, out))
+           "JSON-RPC slowloris (a byte a second, 4 connections, %.1f s): within "
+           "rpc-line-timeout-ms the half lines wait and are answered once complete" % elapsed,
+           (alive, out))
     tap.ok(all(x is True for x in during) and code == "200" and "mean" in body,
            "... while they trickled, other clients were served (5 JSON-RPC forecasts, "
            "curl POST /v1/forecast: %s)" % code, (during, code, body[:300]))
@@ -259,8 +261,41 @@ def curl_forecast(d):
     return code, body
 
 
+def line_timeout():
+    """--rpc-line-timeout-ms: a line begun and not ended in time is refused and closed;
+    a connection idle between requests is not; others are served meanwhile."""
+    with Daemon("--rpc-line-timeout-ms", "500") as d:
+        by = Bystander(d)
+        half = d.client("tcp")
+        idle = d.client("unix")
+        half.send(b'{"jsonrpc":"2.0","id":7,')
+        t0 = time.time()
+        e = half.recv()
+        waited = time.time() - t0
+        eof = half.recv_line()
+        tap.ok(e and e.get("error", {}).get("code") == INVALID_REQUEST
+               and e["error"]["data"] == {"limit": "rpc-line-timeout-ms", "max": 500}
+               and eof is None and 0.4 <= waited < 5,
+               "a half line: -32600 rpc-line-timeout-ms after %.2f s, then closed" % waited, e)
+        time.sleep(0.8)  # the idle connection has waited past the limit with nothing begun
+        r = idle.call("forecast", SMALL)
+        tap.ok(r and "result" in r, "a connection idle between requests stays open and serves", r)
+        slow = d.client("unix")
+        line = json.dumps(forecast(8, SMALL)).encode() + b"\n"
+        for i in range(0, len(line), max(1, len(line) // 4)):
+            slow.send(line[i:i + max(1, len(line) // 4)])
+            time.sleep(0.05)
+        r = slow.recv()
+        tap.ok(r and "result" in r, "a line sent in pieces within the limit is answered", r)
+        c = d.client()
+        m = c.call("metrics")["result"]
+        tap.ok(m.get("lines_timed_out") == 1, "metrics count it (lines_timed_out %s)"
+               % m.get("lines_timed_out"))
+        by.check("line timeout")
+
+
 def slowloris_exhausts_slots():
-    """JSON-RPC has no idle timeout: half lines can hold every connection slot."""
+    """Within rpc-line-timeout-ms, half lines can hold every connection slot."""
     with Daemon("--max-connections", "16") as d:
         by = Bystander(d)
         slow = [d.client("unix" if i % 2 else "tcp") for i in range(15)]
@@ -273,7 +308,7 @@ def slowloris_exhausts_slots():
         tap.ok(e and e.get("error", {}).get("code") == OVERLOADED and eof is None
                and e["error"]["data"]["limit"] == "max-connections",
                "15 half lines + 1 client fill --max-connections 16: the 17th connection gets "
-               "-32000 max-connections and is closed (JSON-RPC has no idle timeout)", e)
+               "-32000 max-connections and is closed (until rpc-line-timeout-ms, 60 s)", e)
         by.check("slots held by half lines")
         for c in slow:
             c.close()
@@ -802,6 +837,7 @@ with Daemon("--http", "127.0.0.1:0", "--http-idle-timeout-ms", "2000") as shared
     hostile_json(shared)
     tap.ok(shared.stop() == 0, "exit 0 after vanishing clients, slowloris and hostile JSON")
 slowloris_exhausts_slots()
+line_timeout()
 oversized()
 many_connections()
 checkpoints()
