@@ -364,15 +364,27 @@ static void wait_for_job(job_queue *q, uint64_t kicks_seen) {
     }
 }
 
+uint64_t queue_kicks(job_queue *q) {
+    uv_mutex_lock(&q->lock);
+    uint64_t kicks = q->kicks;
+    uv_mutex_unlock(&q->lock);
+    return kicks;
+}
+
 int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *refill, job **batch,
                     job **expired) {
+    return queue_pop_batch_since(q, lim, refill, queue_kicks(q), batch, expired);
+}
+
+int queue_pop_batch_since(job_queue *q, const batch_limits *lim, const batch_refill *refill,
+                          uint64_t kicks_seen, job **batch, job **expired) {
     job *btail = NULL, *etail = NULL;
     int n = 0;
     int64_t tokens = 0;
     *batch = *expired = NULL;
     uv_mutex_lock(&q->lock);
     int64_t target = refill && lim->refill_ns ? refill->target : 0;
-    wait_for_job(q, q->kicks);
+    wait_for_job(q, kicks_seen);
     if (!q->closed)
         wait_for_batch(q, lim, target, target ? refill->end_ns + lim->refill_ns : 0);
     if (q->closed) {

@@ -127,6 +127,12 @@ void queue_expect(job_queue *q);
  */
 int queue_pop_batch(job_queue *q, const batch_limits *lim, const batch_refill *refill, job **batch,
                     job **expired);
+/* The same, but it returns at once (0 jobs) if queue_kick() was called since
+ * queue_kicks() gave kicks_seen: a worker reads that before looking for an
+ * offered model, so that an offer made in between is not slept through. */
+int queue_pop_batch_since(job_queue *q, const batch_limits *lim, const batch_refill *refill,
+                          uint64_t kicks_seen, job **batch, job **expired);
+uint64_t queue_kicks(job_queue *q);
 
 /* Removes and returns every queued job (a list), e.g. to answer them on shutdown. */
 job *queue_take_all(job_queue *q);

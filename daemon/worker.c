@@ -396,13 +396,14 @@ static void worker_main(void *arg) {
     worker *w = arg;
     job *batch, *expired;
     for (;;) {
+        const uint64_t kicks = queue_kicks(w->queue); /* before the offer is looked at */
         take_offered_model(w);
         /* Only in a lull: a check waits for nothing queued for idle_ms, so that
          * closed-loop clients between two requests do not wait for it. */
         if (w->shadow.pending && queue_idle_for(w->queue, (uint64_t)w->shadow.idle_ms * 1000000u))
             run_shadow(w);
         const int64_t waited = w->refill.target;
-        int n = queue_pop_batch(w->queue, &w->limits, &w->refill, &batch, &expired);
+        int n = queue_pop_batch_since(w->queue, &w->limits, &w->refill, kicks, &batch, &expired);
         if (n < 0)
             break;
         if (expired) {
