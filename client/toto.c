@@ -23,11 +23,6 @@ static const command kCommands[] = {
     {"bench", toto_bench_main, "load generator: throughput and latency percentiles"},
 };
 
-const char *toto_default_address(void) {
-    const char *env = getenv("TOTO_ADDRESS");
-    return env && *env ? env : "unix:/run/toto/toto.sock";
-}
-
 static void usage(FILE *f) {
     fprintf(f, "usage: toto COMMAND [OPTIONS]   (toto COMMAND --help for its options)\n\n"
                "Commands:\n");

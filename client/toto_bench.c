@@ -624,6 +624,25 @@ static bool num_option(options *o, const char *a, double x, int *context, int *h
     return true;
 }
 
+/* Any address the client library takes (a bare path, tcp::PORT, none for the
+ * default), written as the unix:PATH or tcp:HOST:PORT the connections use. */
+static int canonical_address(options *o, char *buf, size_t len) {
+    toto_client_address a;
+    toto_client_error err;
+    if (toto_client_parse_address(o->address, &a, &err) != TOTO_CLIENT_OK) {
+        fprintf(stderr, "toto bench: %s\n", err.message);
+        return -1;
+    }
+    if (a.kind == TOTO_CLIENT_ADDRESS_UNIX)
+        snprintf(buf, len, "unix:%s", a.path);
+    else if (strchr(a.host, ':'))
+        snprintf(buf, len, "tcp:[%s]:%d", a.host, a.port);
+    else
+        snprintf(buf, len, "tcp:%s:%d", a.host, a.port);
+    o->address = buf;
+    return 0;
+}
+
 /* 0, 1 for --help (printed), or -1 (message printed). */
 static int parse_args(int argc, char **argv, options *o, char *socket_addr, size_t len) {
     *o = (options){.format = "md", .clients = 1, .duration_s = 5, .timeout_s = 60};
@@ -660,9 +679,7 @@ static int parse_args(int argc, char **argv, options *o, char *socket_addr, size
     o->w.samples = samples >= 0 ? samples : o->w.samples;
     if (o->floor)
         o->clients = 1;
-    if (!o->address)
-        o->address = toto_default_address();
-    return 0;
+    return canonical_address(o, socket_addr, len);
 }
 
 static void report_errors(const client *cs, int nc) {

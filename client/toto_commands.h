@@ -13,7 +13,4 @@ int toto_info_main(int argc, char **argv);
 int toto_metrics_main(int argc, char **argv);
 int toto_forecast_main(int argc, char **argv);
 
-/* The daemon's address when none is given: $TOTO_ADDRESS, else the default socket. */
-const char *toto_default_address(void);
-
 #endif

@@ -377,28 +377,25 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     proto_numbers_free(numbers);
 }
 
-void dispatch_line_too_long(server *s, conn *c) {
+/* A line refused as a whole (what it broke: limit = value): one -32600 naming
+ * the limit; the connection reads no more and closes once its answers are out. */
+static void refuse_line(server *s, conn *c, const char *what, const char *limit, int64_t value) {
     char message[200];
-    s->metrics.lines_too_long++;
-    snprintf(message, sizeof message,
-             "invalid request: line longer than max-line-bytes (%lld bytes); closing the "
-             "connection",
-             (long long)s->cfg->max_line_bytes);
+    snprintf(message, sizeof message, "invalid request: %s (%lld); closing the connection", what,
+             (long long)value);
     log_msg(TLOG_WARNING, "connection %s: %s", c->peer, message);
-    reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, message,
-                limit_data("max-line-bytes", s->cfg->max_line_bytes));
+    reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, message, limit_data(limit, value));
+}
+
+void dispatch_line_too_long(server *s, conn *c) {
+    s->metrics.lines_too_long++;
+    refuse_line(s, c, "line longer than max-line-bytes", "max-line-bytes", s->cfg->max_line_bytes);
 }
 
 void dispatch_line_timeout(server *s, conn *c) {
-    char message[200];
     s->metrics.lines_timed_out++;
-    snprintf(message, sizeof message,
-             "invalid request: line not complete within rpc-line-timeout-ms (%lld ms) of its "
-             "first byte; closing the connection",
-             (long long)s->cfg->rpc_line_timeout_ms);
-    log_msg(TLOG_WARNING, "connection %s: %s", c->peer, message);
-    reply_error(s, c, NULL, NULL, PROTO_INVALID_REQUEST, message,
-                limit_data("rpc-line-timeout-ms", s->cfg->rpc_line_timeout_ms));
+    refuse_line(s, c, "line not complete within rpc-line-timeout-ms of its first byte",
+                "rpc-line-timeout-ms", s->cfg->rpc_line_timeout_ms);
 }
 
 void dispatch_complete(server *s, job *j) {
