@@ -126,6 +126,7 @@ struct conn {
     size_t len, cap, scanned;
     size_t write_bytes; /* queued for writing, not yet written */
     int64_t inflight;   /* forecasts queued or running (max-inflight) */
+    int64_t parsing;    /* lines at the server's parse threads, not back yet */
     bool reading;       /* uv_read_start is in force */
     bool eof;           /* the peer will send no more bytes */
     bool input_done;    /* no more requests: EOF, a too-long line, or shutdown */

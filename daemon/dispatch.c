@@ -353,17 +353,14 @@ static bool blank(const char *line, size_t len) {
     return true;
 }
 
-void dispatch_line(server *s, conn *c, const char *line, size_t len) {
-    uint64_t received_ns = uv_hrtime();
-    json_error_t jerr;
+/* A line read and parsed (doc NULL: jerr says why); doc and numbers are freed here. */
+static void dispatch_doc(server *s, conn *c, json_t *doc, proto_numbers *numbers,
+                         const json_error_t *jerr, uint64_t received_ns) {
     char message[300];
-    if (blank(line, len))
-        return;
-    proto_numbers *numbers; /* the series, typed: no json_t per number */
-    json_t *doc = proto_json_read_numbers(line, len, &jerr, &numbers);
     if (!doc) {
         s->metrics.requests[METHOD_OTHER]++;
-        snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr.text, jerr.position);
+        snprintf(message, sizeof message, "parse error: %s (at byte %d)", jerr->text,
+                 jerr->position);
         reply_error(s, c, NULL, NULL, PROTO_PARSE_ERROR, message, NULL);
     } else if (json_is_array(doc) && json_array_size(doc) == 0) {
         s->metrics.requests[METHOD_OTHER]++;
@@ -375,6 +372,56 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     }
     json_decref(doc);
     proto_numbers_free(numbers);
+}
+
+/*
+ * Whether a line goes to the parse threads (parse_pool.h): only under load,
+ * where the loop thread is what limits forecasts/s, and only a line long
+ * enough for its parse to outweigh the hand-off; and always while the
+ * connection's earlier lines are there, so that its requests keep their order.
+ */
+#define OFFLOAD_MIN_BYTES 1024 /* a seed forecast's line is 5.7 KB; health's 40 B */
+#define OFFLOAD_MIN_OWED  16   /* forecasts queued, running or parsing */
+
+static bool offload(server *s, conn *c, size_t len) {
+    if (!s->parse_pool_on)
+        return false;
+    return c->parsing > 0 || (len >= OFFLOAD_MIN_BYTES && s->outstanding >= OFFLOAD_MIN_OWED);
+}
+
+void dispatch_line(server *s, conn *c, const char *line, size_t len) {
+    uint64_t received_ns = uv_hrtime();
+    json_error_t jerr;
+    if (blank(line, len))
+        return;
+    if (offload(s, c, len) && parse_pool_submit(&s->parse_pool, c, line, len, received_ns) == 0) {
+        conn_hold(c);
+        c->parsing++;
+        s->outstanding++; /* shutdown waits for it as for a queued forecast */
+        s->metrics.lines_parsed_off_loop++;
+        return;
+    }
+    proto_numbers *numbers; /* the series, typed: no json_t per number */
+    json_t *doc = proto_json_read_numbers(line, len, &jerr, &numbers);
+    dispatch_doc(s, c, doc, numbers, &jerr, received_ns);
+}
+
+void dispatch_parsed_line(void *ctx, parsed_line *l) {
+    server *s = ctx;
+    conn *c = l->c;
+    c->parsing--;
+    /* A connection closed meanwhile cannot hear an answer: nothing is computed for it. */
+    if (!c->closing)
+        dispatch_doc(s, c, l->doc, l->numbers, &l->jerr, l->received_ns);
+    else {
+        json_decref(l->doc);
+        proto_numbers_free(l->numbers);
+    }
+    l->doc = NULL;
+    l->numbers = NULL;
+    parsed_line_free(l);
+    conn_release(c);
+    server_job_done(s); /* after dispatching: its forecast, if any, is owed by now */
 }
 
 /* A line refused as a whole (what it broke: limit = value): one -32600 naming

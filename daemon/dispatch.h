@@ -31,8 +31,11 @@ typedef struct dispatch_refusal {
 int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *numbers,
                       uint64_t received_ns, dispatch_refusal *r);
 
-/* One line read from c (a request or a batch array). */
+/* One line read from c (a request or a batch array); parsed here, or under
+ * load by the parse threads, coming back through dispatch_parsed_line(). */
 void dispatch_line(server *s, conn *c, const char *line, size_t len);
+/* A line the parse threads parsed (ctx: the server); frees it. */
+void dispatch_parsed_line(void *ctx, parsed_line *l);
 /* The answer to a line over max_line_bytes (the connection then closes). */
 void dispatch_line_too_long(server *s, conn *c);
 /* A line begun and not complete within rpc-line-timeout-ms: refused, the connection closes. */

@@ -1,6 +1,8 @@
 /* queue.c - request and completion queues (see queue.h). */
 #include "queue.h"
 
+#include "cpu_relax.h"
+
 #include <stdlib.h>
 
 #define FIRST_TABLE_SIZE 64 /* buckets; doubled whenever there are more flows than buckets */
@@ -187,15 +189,6 @@ void queue_expect(job_queue *q) {
     uv_mutex_unlock(&q->lock);
     if (wake)
         uv_cond_signal(&q->changed);
-}
-
-/* Tells the core this is a spin-wait: it eases off the sibling hyper-thread. */
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
 }
 
 /* Lock held on entry and exit: polls, unlocked, for a push until poll_ns passes. */

@@ -30,6 +30,7 @@
 #include "drift.h"
 #include "latency.h"
 #include "metrics.h"
+#include "parse_pool.h"
 #include "queue.h"
 #include "sd_watchdog.h"
 #include "worker.h"
@@ -50,7 +51,9 @@ typedef struct server {
     completion_queue done;
     uv_async_t done_async;
     answer_poll answer_poll; /* when the loop polls for answers (answer_poll.h) */
-    worker *workers;         /* one today; one per GPU later */
+    parse_pool parse_pool;   /* request lines parsed off the loop under load (parse_pool.h) */
+    bool parse_pool_on;
+    worker *workers; /* one today; one per GPU later */
     int n_workers;
     toto_model_info info; /* of workers[0]; what health and info report */
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 
+#include <c10/core/DeviceGuard.h>
+
 #include "compiled.h"
 #include "internal.h"
 
@@ -167,6 +169,11 @@ toto_model *open_model(const char *dir, const toto_model_params &params, char *e
     if (toto_config_load((base + "/config.json").c_str(), &cfg, err, err_len) != TOTO_OK)
         return nullptr;
     torch::Device device = parse_device(params.device);
+    // CUDA's current device is per thread and 0 by default: the raw CUDA
+    // calls (kernels, events, graphs) of a model on cuda:1 must see cuda:1.
+    c10::OptionalDeviceGuard guard;
+    if (device.is_cuda())
+        guard.reset_device(device);
     torch::ScalarType dtype = parse_dtype(params.dtype);
     if (params.cpu_threads > 0)
         at::set_num_threads(params.cpu_threads);
@@ -345,6 +352,11 @@ int toto_cuda_device_count(void) {
 }
 
 void toto_model_free(toto_model *model) {
+    if (!model)
+        return;
+    c10::OptionalDeviceGuard guard; // graphs and events are freed on their device
+    if (model->net->device().is_cuda())
+        guard.reset_device(model->net->device());
     delete model;
 }
 
@@ -412,6 +424,10 @@ int toto_forecast_on(toto_model *model, const char *path, const toto_request *re
         std::vector<toto_result> out(valid.size());
         for (toto_result &r : out)
             std::memset(&r, 0, sizeof r);
+        // Any thread may call (the daemon's workers): make the model's device current.
+        c10::OptionalDeviceGuard guard;
+        if (model->net->device().is_cuda())
+            guard.reset_device(model->net->device());
         toto::DecodeOptions opt = model->decode;
         opt.compiled = compiled ? model->compiled.get() : nullptr;
         toto::forecast_batch(*model->net, opt, valid.data(), out.data(), int(valid.size()));

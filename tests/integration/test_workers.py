@@ -7,7 +7,8 @@ toto-infer's, health/info/metrics list them (per_worker). A broken worker
 (totod-faulty, TOTO_FAULT_BROKEN_WORKER) leaves the rotation after 3 failed
 model calls, its requests answered with the error, and the other serves on;
 health is degraded and says which. A reload swaps every worker's model.
-Bad device lists are refused at start.
+Bad device lists are refused at start. On a machine with several GPUs,
+--device cuda:all serves on each.
 """
 
 import os
@@ -113,12 +114,62 @@ def check_broken_worker(tap, want):
 def check_bad_devices(tap):
     for spec, want_rc, words in (("cpu,gpu", 2, "cpu,gpu"), ("cpu,", 2, "cpu,"),
                                  ("cuda:all", 1, "no CUDA device")):
+        if spec == "cuda:all" and cuda_devices() > 0:
+            continue  # a GPU machine: cuda:all is valid there (check_all_gpus)
         p = subprocess.run([TOTOD, "--model", TINY_A, "--dtype", DTYPE, "--unix", "none",
                             "--device", spec], capture_output=True, text=True, timeout=60)
-        if spec == "cuda:all" and p.returncode == 0:
-            continue  # a GPU machine: cuda:all is valid there
         tap.ok(p.returncode == want_rc and words in p.stderr,
                "--device %s: refused (exit %d), named" % (spec, want_rc), p.stderr[-500:])
+
+
+def cuda_devices():
+    """How many CUDA devices nvidia-smi lists (0 without one)."""
+    try:
+        p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in p.stdout.splitlines() if line.startswith("GPU ")) if p.returncode == 0 else 0
+
+
+def near(a, b, tol=2e-2):
+    """Two mean forecasts agree to tol of their scale (bfloat16 products may
+    round differently in another batch composition)."""
+    a = [x for row in a for x in row]
+    b = [x for row in b for x in row]
+    scale = max(max(abs(x) for x in a), max(abs(x) for x in b), 1e-12)
+    return len(a) == len(b) and all(abs(x - y) <= tol * scale for x, y in zip(a, b))
+
+
+def check_all_gpus(tap):
+    """--device cuda:all on a machine with several GPUs: a worker per GPU, each
+    opened, warmed and serving on its own device (CUDA's current device is per
+    thread: a model on cuda:1 once ran its kernels against cuda:0's memory)."""
+    n = cuda_devices()
+    if n < 2:
+        print("# cuda:all with several GPUs: skipped, %d CUDA device(s) here" % n)
+        return
+    with Daemon("--device", "cuda:all", "--dtype", "float32") as d:
+        c = d.client()
+        pw = c.call("health")["result"].get("per_worker", [])
+        c.close()
+        tap.ok(len(pw) == n and sorted(w["device"] for w in pw) == ["cuda:%d" % i for i in range(n)]
+               and all(w["in_rotation"] and w["path"] == "compiled" for w in pw),
+               "cuda:all: %d workers, one per GPU, compiled, in rotation" % n, pw)
+        answers = load(d, clients=3 * n, per_client=40)
+        by_seed = {}
+        for (ci, k), m in answers.items():
+            by_seed.setdefault((ci * 7 + k) % 5, []).append(m)
+        same = all("result" in m for m in answers.values()) and all(
+            near(m["result"]["mean"], ms[0]["result"]["mean"])
+            for ms in by_seed.values() for m in ms)
+        tap.ok(len(answers) == 120 * n and same,
+               "%d forecasts over %d GPUs: all answered, the same series alike on every GPU"
+               % (len(answers), n), list(answers.values())[:2])
+        c = d.client()
+        batches = [w["batches"] for w in c.call("metrics")["result"]["per_worker"]]
+        c.close()
+        tap.ok(all(b > 0 for b in batches), "every GPU took batches (%s)" % batches)
+    tap.ok(d.proc.returncode == 0, "cuda:all: exits 0 on SIGTERM", d.log_text()[-1500:])
 
 
 def main():
@@ -127,6 +178,7 @@ def main():
     check_two_workers(tap, want)
     check_broken_worker(tap, want)
     check_bad_devices(tap)
+    check_all_gpus(tap)
     tap.done()
 
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""test_parse_threads - request lines parsed off the loop (--parse-threads).
+
+Under load (16 or more forecasts owed) totod hands long request lines to its
+parse threads; these checks keep it there with connections that pipeline,
+then check what a client can see: every request answered once and right,
+each connection's requests dispatched in the order sent (errors answered at
+dispatch come back in order), parse errors and batch arrays as before,
+connections that close with lines at the threads, SIGTERM under load, and
+the metric that counts the lines (0 with --parse-threads 0).
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from totod_harness import Daemon, TINY_A, Tap, close, infer, line, series  # noqa: E402
+
+PIPELINE = 24  # in flight per connection: 2 connections keep 16+ owed
+
+
+def forecast_msg(rid, seed, t=96, horizon=8):
+    return {"jsonrpc": "2.0", "id": rid, "method": "forecast",
+            "params": {"series": series(1, t, seed=seed), "prediction_length": horizon}}
+
+
+def pipelined(d, n_conns, per_conn, result, lock):
+    """n_conns connections, each keeping PIPELINE forecasts in flight."""
+
+    def run(ci):
+        c = d.client()
+        sent = got = 0
+        while got < per_conn:
+            while sent < per_conn and sent - got < PIPELINE:
+                c.send(forecast_msg("%d-%d" % (ci, sent), (ci + sent) % 5))
+                sent += 1
+            m = c.recv()
+            got += 1
+            with lock:
+                result.setdefault(m.get("id"), []).append(m)
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(ci,)) for ci in range(n_conns)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def metric(d, name):
+    c = d.client()
+    m = c.call("metrics")["result"]
+    c.close()
+    return m[name]
+
+
+def check_answers(tap, d, want):
+    result, lock = {}, threading.Lock()
+    for t in pipelined(d, 4, 200, result, lock):
+        t.join(180)
+    wrong = [rid for rid, ms in result.items()
+             if len(ms) != 1 or "result" not in ms[0]
+             or not close(ms[0]["result"]["mean"], want[sum(map(int, rid.split("-"))) % 5]["mean"])]
+    tap.ok(len(result) == 800 and not wrong,
+           "800 pipelined forecasts on 4 connections: each answered once, equal to toto-infer's "
+           "(%d wrong)" % len(wrong), [result[r] for r in wrong[:2]])
+    off = metric(d, "lines_parsed_off_loop")
+    tap.ok(off > 0, "lines_parsed_off_loop counts the lines the threads parsed (%d)" % off)
+    return off
+
+
+def check_order(tap, d):
+    """Refusals are answered at dispatch: their order is the dispatch order."""
+    result, lock = {}, threading.Lock()
+    load = pipelined(d, 2, 300, result, lock)
+    c = d.client()
+    bad = []
+    for k in range(60):
+        # Long and short lines alternate: a short one alone would parse inline.
+        m = forecast_msg("bad-%d" % k, k % 5, t=96 if k % 2 == 0 else 4)
+        m["params"]["prediction_length"] = 0  # refused at dispatch, after the parse
+        bad.append(m)
+    c.send(*bad)
+    ids = [c.recv()["id"] for _ in range(60)]
+    c.close()
+    for t in load:
+        t.join(180)
+    tap.ok(ids == ["bad-%d" % k for k in range(60)],
+           "60 refused forecasts pipelined under load: answered in the order sent", ids[:10])
+
+
+def check_errors_and_batches(tap, d, want):
+    result, lock = {}, threading.Lock()
+    load = pipelined(d, 2, 200, result, lock)
+    c = d.client()
+    long_bad = b'{"jsonrpc":"2.0","id":"x","method":"forecast","params":{"series":[[' + \
+        b"1.0," * 400 + b"oops]]}}\n"
+    c.send(long_bad)
+    err = c.recv()
+    batch = [forecast_msg("b%d" % k, k) for k in range(3)]
+    c.send(json.dumps(batch).encode() + b"\n")
+    answer = c.recv()
+    c.close()
+    for t in load:
+        t.join(180)
+    tap.ok(err.get("error", {}).get("code") == -32700 and "at byte" in err["error"]["message"],
+           "a long malformed line under load: -32700 with the byte", err)
+    ok = isinstance(answer, list) and sorted(a["id"] for a in answer) == ["b0", "b1", "b2"] and all(
+        close(a["result"]["mean"], want[int(a["id"][1:])]["mean"]) for a in answer)
+    tap.ok(ok, "a batch array under load: one array, every member right", answer)
+
+
+def check_close_early(tap, d):
+    """Connections that send many lines and close at once; the others are served on."""
+    result, lock = {}, threading.Lock()
+    load = pipelined(d, 2, 200, result, lock)
+    for _ in range(10):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.sock)
+        s.sendall(b"".join(line(forecast_msg(k, k % 5)) for k in range(40)))
+        s.close()
+    for t in load:
+        t.join(180)
+    tap.ok(len(result) == 400 and all(len(v) == 1 and "result" in v[0] for v in result.values()),
+           "10 connections closed with 40 lines each in flight: the others' 400 answered",
+           len(result))
+    c = d.client()
+    h = c.call("health")["result"]
+    c.close()
+    tap.ok(h["status"] == "ok", "and totod is healthy", h)
+
+
+def check_sigterm(tap):
+    with Daemon("--parse-threads", "2", "--grace-ms", "20000") as d:
+        result, lock = {}, threading.Lock()
+        counts = []
+
+        def run(ci):
+            c = d.client()
+            msgs = [forecast_msg("%d-%d" % (ci, k), k % 5) for k in range(150)]
+            c.send(*msgs)
+            n = 0
+            while c.recv() is not None:
+                n += 1
+            with lock:
+                counts.append(n)
+
+        threads = [threading.Thread(target=run, args=(ci,)) for ci in range(3)]
+        for t in threads:
+            t.start()
+        while metric(d, "lines_parsed_off_loop") == 0:
+            pass
+        d.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(120)
+        rc = d.proc.wait(60)
+        tap.ok(counts == [150, 150, 150] and rc == 0,
+               "SIGTERM with lines at the parse threads: all 450 answered, exit 0 (%s, rc %s)"
+               % (counts, rc), d.log_text()[-1500:])
+
+
+def main():
+    tap = Tap()
+    want = {seed: infer(TINY_A, {"series": series(1, 96, seed=seed), "prediction_length": 8})
+            for seed in range(5)}
+    with Daemon("--parse-threads", "2") as d:
+        check_answers(tap, d, want)
+        check_order(tap, d)
+        check_errors_and_batches(tap, d, want)
+        check_close_early(tap, d)
+    check_sigterm(tap)
+    with Daemon("--parse-threads", "0") as d:
+        result, lock = {}, threading.Lock()
+        for t in pipelined(d, 2, 100, result, lock):
+            t.join(120)
+        tap.ok(len(result) == 200 and metric(d, "lines_parsed_off_loop") == 0,
+               "--parse-threads 0: 200 forecasts, no line parsed off the loop")
+    tap.done()
+
+
+if __name__ == "__main__":
+    main()
