@@ -128,7 +128,7 @@ static const setting settings[] = {
     {"grace-ms", NUM(KIND_INT, grace_ms, 0, 3600000), "MS",
      "on SIGTERM, how long queued work may still run"},
     {"threads", NUM(KIND_INT, threads, 0, 4096), "N", "CPU threads; 0: libtorch's default"},
-    {"parse-threads", NUM(KIND_INT, parse_threads, 0, 64), "N",
+    {"io-threads", NUM(KIND_INT, io_threads, 0, 64), "N",
      "threads that parse JSON-RPC request lines while many forecasts are owed, so that the one "
      "loop thread keeps up with several GPUs (0: the loop parses every line; default: one per "
      "8 CPUs, at most 4)"},
@@ -151,7 +151,7 @@ static const char *const source_names[] = {"default", "file", "env", "flag"};
  * threads parse 100,000 lines/s, and fewer threads stay busy (polling, not
  * sleeping) at a given load. Under 8 CPUs the loop parses alone: a parse
  * thread would take a core the workers and libtorch need. */
-static int64_t default_parse_threads(void) {
+static int64_t default_io_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n / 8 < 4 ? n / 8 : 4;
 }
@@ -209,7 +209,7 @@ static void defaults(totod_config *cfg) {
     cfg->max_write_buffer = INT64_C(32) << 20;
     cfg->grace_ms = 10000;
     cfg->threads = p.cpu_threads;
-    cfg->parse_threads = default_parse_threads();
+    cfg->io_threads = default_io_threads();
     cfg->max_prediction_length = p.max_prediction_length;
     cfg->max_num_samples = p.max_num_samples;
     cfg->max_context_length = p.max_context_length;

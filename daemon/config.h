@@ -69,7 +69,7 @@ typedef struct totod_config {
     int64_t max_write_buffer; /* bytes of unsent answers before reading pauses */
     int64_t grace_ms;         /* how long shutdown waits for queued work */
     int64_t threads;          /* CPU intra-op threads; 0: libtorch's default */
-    int64_t parse_threads;    /* parse_pool.h: request lines parsed off the loop; 0: none */
+    int64_t io_threads;       /* parse_pool.h: request lines parsed off the loop; 0: none */
     int64_t max_prediction_length;
     int64_t max_num_samples;
     int64_t max_context_length;

@@ -109,6 +109,7 @@ void conn_release(conn *c) {
     }
     free(c->in_f.chunk);
     free(c->buf);
+    free(c->dbuf);
     free(c);
 }
 
@@ -530,8 +531,13 @@ static size_t write_now(conn *c, const char *data, size_t len, bool newline) {
     return n > 0 ? (size_t)n : 0; /* errors show again, and are handled, in uv_write */
 }
 
+static void queue_rest(conn *c, const char *data, size_t len, bool newline);
+
 static void queue_write(conn *c, const char *data, size_t len, bool newline) {
     if (!conn_is_open(c))
+        return;
+    /* Nothing in libuv's queue: the bytes may wait for the iteration's flush. */
+    if (c->deferred && c->write_bytes == 0 && conn_defer(c, data, len, newline) == 0)
         return;
     size_t taken = write_now(c, data, len, newline);
     if (taken >= len + newline)
@@ -543,6 +549,16 @@ static void queue_write(conn *c, const char *data, size_t len, bool newline) {
         data += taken;
         len -= taken;
     }
+    queue_rest(c, data, len, newline);
+}
+
+void conn_queue_bytes(conn *c, const char *data, size_t len) {
+    if (conn_is_open(c) && len > 0)
+        queue_rest(c, data, len, false);
+}
+
+/* What the kernel did not take at once: a copy to libuv's queue (or a file end's). */
+static void queue_rest(conn *c, const char *data, size_t len, bool newline) {
     write_req *w = malloc(sizeof *w + len + 1);
     if (!w) {
         log_msg(TLOG_ERR, "connection %s: out of memory for an answer; closing", c->peer);

@@ -90,6 +90,24 @@ typedef union conn_handle {
 } conn_handle;
 
 struct conn_write;
+struct fanout_write;
+struct write_fanout;
+
+/*
+ * Answers deferred to the end of the loop iteration (conn_defer.c): a
+ * JSON-RPC socket connection given a conn_deferred keeps what it sends
+ * during one iteration in its own buffer, and conn_flush_deferred() writes
+ * every such connection's bytes at once, over write_fanout.h's helper
+ * threads when there are many. What the kernel does not take then goes the
+ * usual way (libuv's queue, flow control).
+ */
+typedef struct conn_deferred {
+    conn *head;   /* connections with deferred bytes; each holds a reference */
+    size_t count; /* connections in the list */
+    struct fanout_write *items;
+    conn **conns;
+    size_t cap; /* of items and conns */
+} conn_deferred;
 
 /* One end of --stdio that is a file rather than a stream (see above). */
 typedef struct conn_file {
@@ -124,17 +142,22 @@ struct conn {
     int refs;
     char *buf; /* bytes read, not yet split into lines */
     size_t len, cap, scanned;
-    size_t write_bytes; /* queued for writing, not yet written */
-    int64_t inflight;   /* forecasts queued or running (max-inflight) */
-    int64_t parsing;    /* lines at the server's parse threads, not back yet */
-    bool reading;       /* uv_read_start is in force */
-    bool eof;           /* the peer will send no more bytes */
-    bool input_done;    /* no more requests: EOF, a too-long line, or shutdown */
-    bool discard;       /* still read, but drop the bytes (after a too-long line) */
-    bool paused;        /* output over max_write_buffer */
-    bool ending;        /* write side shutting down, then close */
-    bool closing;       /* uv_close called */
-    bool failed;        /* closed by a read or write error, not by agreement */
+    size_t write_bytes;      /* queued for writing, not yet written */
+    int64_t inflight;        /* forecasts queued or running (max-inflight) */
+    int64_t parsing;         /* lines at the server's parse threads, not back yet */
+    conn_deferred *deferred; /* set: answers wait for conn_flush_deferred() (above) */
+    conn *deferred_next;     /* in deferred's list */
+    bool deferred_listed;
+    char *dbuf; /* deferred bytes */
+    size_t dlen, dcap;
+    bool reading;    /* uv_read_start is in force */
+    bool eof;        /* the peer will send no more bytes */
+    bool input_done; /* no more requests: EOF, a too-long line, or shutdown */
+    bool discard;    /* still read, but drop the bytes (after a too-long line) */
+    bool paused;     /* output over max_write_buffer */
+    bool ending;     /* write side shutting down, then close */
+    bool closing;    /* uv_close called */
+    bool failed;     /* closed by a read or write error, not by agreement */
     /* Access (docs/security.md), set and read by the server, not here: a Unix
      * socket or stdio connection is local (its file permissions decided);
      * a TCP one is authenticated once it presented the token. */
@@ -155,6 +178,16 @@ int conn_start(conn *c);
 void conn_send(conn *c, const char *text, size_t len);
 /* Queues bytes as they are (an HTTP response); dropped when the connection is closed. */
 void conn_send_raw(conn *c, const char *data, size_t len);
+/* Writes every deferred connection's bytes (above): over fanout when it is
+ * given and at least fanout_min connections wait, else on this thread. */
+void conn_flush_deferred(conn_deferred *d, struct write_fanout *fanout, size_t fanout_min);
+void conn_deferred_free(conn_deferred *d);
+
+/* conn.c for conn_defer.c: bytes (newlines included) to libuv's queue, never deferred. */
+void conn_queue_bytes(conn *c, const char *data, size_t len);
+/* conn_defer.c for conn.c: keeps bytes (and a '\n') for the flush. 0, or -1:
+ * nothing was deferred yet and there is no memory; write them the usual way. */
+int conn_defer(conn *c, const char *data, size_t len, bool newline);
 /* CONN_HTTP: the answer to the current request is queued. Without keep_alive
  * the connection reads no more and closes once written; else the next
  * request (maybe already read) is handed out. */

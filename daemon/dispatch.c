@@ -384,7 +384,7 @@ static void dispatch_doc(server *s, conn *c, json_t *doc, proto_numbers *numbers
 #define OFFLOAD_MIN_OWED  16   /* forecasts queued, running or parsing */
 
 static bool offload(server *s, conn *c, size_t len) {
-    if (!s->parse_pool_on)
+    if (!s->io.parse_on)
         return false;
     return c->parsing > 0 || (len >= OFFLOAD_MIN_BYTES && s->outstanding >= OFFLOAD_MIN_OWED);
 }
@@ -394,7 +394,7 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     json_error_t jerr;
     if (blank(line, len))
         return;
-    if (offload(s, c, len) && parse_pool_submit(&s->parse_pool, c, line, len, received_ns) == 0) {
+    if (offload(s, c, len) && parse_pool_submit(&s->io.parse, c, line, len, received_ns) == 0) {
         conn_hold(c);
         c->parsing++;
         s->outstanding++; /* shutdown waits for it as for a queued forecast */

@@ -233,6 +233,7 @@ json_t *methods_metrics(server *s) {
     bool failed;
     int busy;
     worker_totals(s, &sum, &failed, &busy);
+    s->metrics.answers_written_off_loop = io_threads_answers_written(&s->io);
     json_t *m = metrics_to_json(&s->metrics);
     if (!m)
         return NULL;

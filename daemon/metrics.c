@@ -75,12 +75,13 @@ json_t *metrics_to_json(const metrics *m) {
         json_object_set_new(http, code, json_integer((json_int_t)m->http_responses[i]));
     }
     return json_pack(
-        "{s:o, s:I, s:o, s:o, s:{s:I, s:I}, s:I, s:I, s:I, s:{s:o, s:o, s:o}}", "requests",
+        "{s:o, s:I, s:o, s:o, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o}}", "requests",
         requests, "notifications", (json_int_t)m->notifications, "errors", errors, "http_responses",
         http, "connections", "accepted", (json_int_t)m->connections_accepted, "refused",
         (json_int_t)m->connections_refused, "lines_too_long", (json_int_t)m->lines_too_long,
         "lines_timed_out", (json_int_t)m->lines_timed_out, "lines_parsed_off_loop",
-        (json_int_t)m->lines_parsed_off_loop, "latency_ms", "queue",
+        (json_int_t)m->lines_parsed_off_loop, "answers_written_off_loop",
+        (json_int_t)m->answers_written_off_loop, "latency_ms", "queue",
         histogram_to_json(&m->queue_ms), "model", histogram_to_json(&m->model_ms), "total",
         histogram_to_json(&m->total_ms));
 }

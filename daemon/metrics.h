@@ -34,8 +34,9 @@ typedef struct metrics {
     uint64_t notifications;
     uint64_t errors[METRICS_ERROR_CODES]; /* indexed like metrics_error_codes */
     uint64_t connections_accepted, connections_refused, lines_too_long, lines_timed_out;
-    uint64_t lines_parsed_off_loop; /* by the parse threads (parse_pool.h) */
-    uint64_t http_responses[5];     /* by status class: 1xx (index 0) ... 5xx */
+    uint64_t lines_parsed_off_loop;    /* by the parse threads (parse_pool.h) */
+    uint64_t answers_written_off_loop; /* by the write helpers (write_fanout.h) */
+    uint64_t http_responses[5];        /* by status class: 1xx (index 0) ... 5xx */
     histogram queue_ms, model_ms, total_ms;
 } metrics;
 

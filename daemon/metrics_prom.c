@@ -139,7 +139,9 @@ static void add_counters(text *t, const json_t *m) {
     add_scalar(t, m, "lines_timed_out", "totod_lines_timed_out_total", "counter",
                "Lines not complete within rpc-line-timeout-ms.");
     add_scalar(t, m, "lines_parsed_off_loop", "totod_lines_parsed_off_loop_total", "counter",
-               "Request lines parsed by the parse threads (parse-threads) instead of the loop.");
+               "Request lines parsed by the I/O threads (io-threads) instead of the loop.");
+    add_scalar(t, m, "answers_written_off_loop", "totod_answers_written_off_loop_total", "counter",
+               "Answers written by the I/O threads (io-threads) instead of the loop.");
     add_scalar(t, m, "batches", "totod_batches_total", "counter", "Model calls.");
     const json_t *c = json_object_get(m, "compile");
     add_scalar(t, c, "runs", "totod_compiled_runs_total", "counter",

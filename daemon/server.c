@@ -110,6 +110,7 @@ static void accept_one(uv_stream_t *listener, int status, conn_framing framing) 
     /* A Unix socket's file mode and group already decided who may connect. */
     c->local = listener->type == UV_NAMED_PIPE;
     add_conn(s, c);
+    io_threads_adopt(&s->io, c);
     s->metrics.connections_accepted++;
     if (s->n_conns > s->cfg->max_connections)
         refuse_connection(s, c);
@@ -367,25 +368,13 @@ static void on_status_tick(uv_timer_t *t) {
     json_decref(h);
 }
 
-/* Parse threads for JSON-RPC lines (parse_pool.h); without them lines parse inline. */
-static void start_parse_pool(server *s) {
-    int n = (int)s->cfg->parse_threads;
-    if (n <= 0 || s->cfg->stdio)
-        return;
-    if (parse_pool_start(&s->parse_pool, s->loop, n, (uint64_t)s->cfg->handoff_poll_us * 1000u,
-                         dispatch_parsed_line, s)) {
-        log_msg(TLOG_WARNING, "cannot start %d parse threads: request lines parse on the loop", n);
-        return;
-    }
-    s->parse_pool_on = true;
-    log_info("%d parse threads take request lines off the loop under load", n);
-}
-
 int server_listen(server *s, worker *workers, int n_workers) {
     s->workers = workers;
     s->n_workers = n_workers;
     s->info = workers[0].info;
-    start_parse_pool(s);
+    if (!s->cfg->stdio)
+        io_threads_start(&s->io, s->loop, (int)s->cfg->io_threads,
+                         (uint64_t)s->cfg->handoff_poll_us * 1000u, dispatch_parsed_line, s);
     for (int i = 0; i < n_workers; i++) {
         if (worker_start(&workers[i])) {
             log_msg(TLOG_ERR, "cannot start inference worker %d", i);
@@ -438,8 +427,7 @@ static void close_handles(server *s) {
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], NULL);
-    if (s->parse_pool_on && !uv_is_closing(parse_pool_handle(&s->parse_pool)))
-        uv_close(parse_pool_handle(&s->parse_pool), NULL);
+    io_threads_close_handles(&s->io);
 }
 
 /* Once nothing is queued or running: flush and close every connection. */
@@ -517,9 +505,7 @@ void server_run(server *s) {
 }
 
 void server_destroy(server *s) {
-    if (s->parse_pool_on)
-        parse_pool_stop(&s->parse_pool);
-    s->parse_pool_on = false;
+    io_threads_stop(&s->io);
     queue_close(&s->queue);
     for (int i = 0; i < s->n_workers; i++)
         worker_destroy(&s->workers[i]);

@@ -28,9 +28,9 @@
 #include "config.h"
 #include "conn.h"
 #include "drift.h"
+#include "io_threads.h"
 #include "latency.h"
 #include "metrics.h"
-#include "parse_pool.h"
 #include "queue.h"
 #include "sd_watchdog.h"
 #include "worker.h"
@@ -51,9 +51,8 @@ typedef struct server {
     completion_queue done;
     uv_async_t done_async;
     answer_poll answer_poll; /* when the loop polls for answers (answer_poll.h) */
-    parse_pool parse_pool;   /* request lines parsed off the loop under load (parse_pool.h) */
-    bool parse_pool_on;
-    worker *workers; /* one today; one per GPU later */
+    io_threads io;           /* parse and write helpers under load (io_threads.h) */
+    worker *workers;         /* one today; one per GPU later */
     int n_workers;
     toto_model_info info; /* of workers[0]; what health and info report */
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_parse_threads - request lines parsed off the loop (--parse-threads).
+"""test_io_threads - request lines parsed off the loop (--io-threads).
 
 Under load (16 or more forecasts owed) totod hands long request lines to its
 parse threads; these checks keep it there with connections that pipeline,
@@ -7,7 +7,7 @@ then check what a client can see: every request answered once and right,
 each connection's requests dispatched in the order sent (errors answered at
 dispatch come back in order), parse errors and batch arrays as before,
 connections that close with lines at the threads, SIGTERM under load, and
-the metric that counts the lines (0 with --parse-threads 0).
+the metric that counts the lines (0 with --io-threads 0).
 """
 
 import json
@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from totod_harness import Daemon, TINY_A, Tap, close, infer, line, series  # noqa: E402
@@ -133,13 +134,63 @@ def check_close_early(tap, d):
     tap.ok(h["status"] == "ok", "and totod is healthy", h)
 
 
+def check_writes(tap, d, want):
+    """Answers written by the helpers: counted; big ones and unread ones still whole."""
+    before = metric(d, "answers_written_off_loop")
+    result, lock = {}, threading.Lock()
+    for t in pipelined(d, 16, 100, result, lock):
+        t.join(180)
+    after = metric(d, "answers_written_off_loop")
+    tap.ok(len(result) == 1600 and all(len(v) == 1 and "result" in v[0] for v in result.values())
+           and after > before,
+           "16 connections, 1600 forecasts: all answered; answers_written_off_loop %d -> %d"
+           % (before, after))
+    # Answers far larger than a socket's buffer: the kernel takes part, libuv the rest.
+    big = {"jsonrpc": "2.0", "method": "forecast",
+           "params": {"series": series(1, 96, seed=1), "prediction_length": 64,
+                      "num_samples": 512, "return_samples": True, "seed": 7}}
+    load = pipelined(d, 2, 200, result, lock)
+    c = d.client()
+    c.send(*[dict(big, id="big-%d" % k) for k in range(6)])
+    answers = [c.recv() for _ in range(6)]
+    c.close()
+    for t in load:
+        t.join(180)
+    sizes = [len(json.dumps(a)) for a in answers]
+    # Whole: every path of every answer, and the same mean (same seed; the
+    # last bits of sampled paths may depend on the batch sizes).
+    same = all(len(a.get("result", {}).get("samples", [])) == 512
+               and all(len(p) == 1 and len(p[0]) == 64 for p in a["result"]["samples"])
+               and close(a["result"]["mean"], answers[0]["result"]["mean"], 1e-9)
+               for a in answers)
+    tap.ok(sorted(a["id"] for a in answers) == ["big-%d" % k for k in range(6)] and same
+           and min(sizes) > 300000,
+           "6 answers of ~%d KB under load: whole (512 paths x 64 steps each), same mean" % (min(sizes) // 1000),
+           {"ids": [a.get("id") for a in answers], "sizes": sizes, "same": same,
+            "errors": [a.get("error") for a in answers]})
+    # A client that reads nothing for a while: its answers wait, then all arrive.
+    load = pipelined(d, 2, 200, result, lock)
+    c = d.client()
+    c.send(*[forecast_msg("slow-%d" % k, k % 5) for k in range(200)])
+    time.sleep(1.0)
+    got = [c.recv() for _ in range(200)]
+    c.close()
+    for t in load:
+        t.join(180)
+    tap.ok(sorted(m["id"] for m in got) == sorted("slow-%d" % k for k in range(200))
+           and all(close(m["result"]["mean"], want[int(m["id"][5:]) % 5]["mean"]) for m in got),
+           "a client that reads late: its 200 answers all arrive, right")
+
+
 def check_sigterm(tap):
-    with Daemon("--parse-threads", "2", "--grace-ms", "20000") as d:
+    with Daemon("--io-threads", "2", "--grace-ms", "20000") as d:
         result, lock = {}, threading.Lock()
         counts = []
 
+        clients = [d.client() for _ in range(3)]  # connected before the signal
+
         def run(ci):
-            c = d.client()
+            c = clients[ci]
             msgs = [forecast_msg("%d-%d" % (ci, k), k % 5) for k in range(150)]
             c.send(*msgs)
             n = 0
@@ -166,18 +217,22 @@ def main():
     tap = Tap()
     want = {seed: infer(TINY_A, {"series": series(1, 96, seed=seed), "prediction_length": 8})
             for seed in range(5)}
-    with Daemon("--parse-threads", "2") as d:
+    # Write helpers poll 10 x handoff-poll-us after a round: long enough here
+    # (a CPU model call takes milliseconds) for them to be awake at the next.
+    with Daemon("--io-threads", "2", "--handoff-poll-us", "2000") as d:
         check_answers(tap, d, want)
         check_order(tap, d)
         check_errors_and_batches(tap, d, want)
         check_close_early(tap, d)
+        check_writes(tap, d, want)
     check_sigterm(tap)
-    with Daemon("--parse-threads", "0") as d:
+    with Daemon("--io-threads", "0") as d:
         result, lock = {}, threading.Lock()
         for t in pipelined(d, 2, 100, result, lock):
             t.join(120)
-        tap.ok(len(result) == 200 and metric(d, "lines_parsed_off_loop") == 0,
-               "--parse-threads 0: 200 forecasts, no line parsed off the loop")
+        tap.ok(len(result) == 200 and metric(d, "lines_parsed_off_loop") == 0
+               and metric(d, "answers_written_off_loop") == 0,
+               "--io-threads 0: 200 forecasts, no line parsed or answer written off the loop")
     tap.done()
 
 
