@@ -129,9 +129,9 @@ static const setting settings[] = {
      "on SIGTERM, how long queued work may still run"},
     {"threads", NUM(KIND_INT, threads, 0, 4096), "N", "CPU threads; 0: libtorch's default"},
     {"io-threads", NUM(KIND_INT, io_threads, 0, 64), "N",
-     "threads that parse JSON-RPC request lines while many forecasts are owed, so that the one "
-     "loop thread keeps up with several GPUs (0: the loop parses every line; default: one per "
-     "8 CPUs, at most 4)"},
+     "threads of each kind that, while many forecasts are owed, parse JSON-RPC request lines "
+     "and write answers for the one loop thread, so that it keeps up with several GPUs (0: the "
+     "loop does both; default: one per 8 CPUs, at most 4)"},
     {"max-prediction-length", NUM(KIND_INT, max_prediction_length, 1, 1000000), "N",
      "longest horizon a request may ask"},
     {"max-num-samples", NUM(KIND_INT, max_num_samples, 0, 1000000), "N",
@@ -147,10 +147,11 @@ _Static_assert(N_SETTINGS <=
 
 static const char *const source_names[] = {"default", "file", "env", "flag"};
 
-/* One per 8 CPUs, at most 4: a seed forecast's line takes ~10 µs, so 2
- * threads parse 100,000 lines/s, and fewer threads stay busy (polling, not
- * sleeping) at a given load. Under 8 CPUs the loop parses alone: a parse
- * thread would take a core the workers and libtorch need. */
+/* One per 8 CPUs, at most 4 (of each kind: parse and write): a seed
+ * forecast's line takes ~10 µs, so 2 threads parse 100,000 lines/s, and
+ * fewer threads stay busy (polling, not sleeping) at a given load. Under 8
+ * CPUs the loop does it all: a helper would take a core the workers and
+ * libtorch need. */
 static int64_t default_io_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n / 8 < 4 ? n / 8 : 4;

@@ -411,14 +411,11 @@ void dispatch_parsed_line(void *ctx, parsed_line *l) {
     conn *c = l->c;
     c->parsing--;
     /* A connection closed meanwhile cannot hear an answer: nothing is computed for it. */
-    if (!c->closing)
-        dispatch_doc(s, c, l->doc, l->numbers, &l->jerr, l->received_ns);
-    else {
-        json_decref(l->doc);
-        proto_numbers_free(l->numbers);
+    if (!c->closing) {
+        dispatch_doc(s, c, l->doc, l->numbers, &l->jerr, l->received_ns); /* frees them */
+        l->doc = NULL;
+        l->numbers = NULL;
     }
-    l->doc = NULL;
-    l->numbers = NULL;
     parsed_line_free(l);
     conn_release(c);
     server_job_done(s); /* after dispatching: its forecast, if any, is owed by now */

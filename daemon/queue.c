@@ -1,9 +1,9 @@
 /* queue.c - request and completion queues (see queue.h). */
 #include "queue.h"
 
-#include "cpu_relax.h"
-
 #include <stdlib.h>
+
+#include "cpu_relax.h"
 
 #define FIRST_TABLE_SIZE 64 /* buckets; doubled whenever there are more flows than buckets */
 
