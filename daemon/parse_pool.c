@@ -58,7 +58,6 @@ static void on_arrived(uv_async_t *a) {
     while (p->head && p->head->parsed) {
         last = p->head;
         p->head = p->head->next;
-        p->pending--;
     }
     if (!p->head)
         p->tail = NULL;
@@ -123,20 +122,12 @@ int parse_pool_submit(parse_pool *p, conn *c, const char *line, size_t len, uint
     p->tail = l;
     if (!p->next)
         p->next = l;
-    p->pending++;
     __atomic_add_fetch(&p->submitted, 1, __ATOMIC_RELEASE);
     bool wake = p->sleepers > 0; /* else a thread is parsing or polling: it finds the line */
     uv_mutex_unlock(&p->lock);
     if (wake)
         uv_cond_signal(&p->work);
     return 0;
-}
-
-int64_t parse_pool_pending(parse_pool *p) {
-    uv_mutex_lock(&p->lock);
-    int64_t n = p->pending;
-    uv_mutex_unlock(&p->lock);
-    return n;
 }
 
 uv_handle_t *parse_pool_handle(parse_pool *p) {

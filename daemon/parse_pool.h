@@ -50,7 +50,6 @@ typedef struct parse_pool {
     parsed_line *head; /* submitted, not yet delivered, in order */
     parsed_line *tail;
     parsed_line *next;  /* the first line no thread has taken yet */
-    int64_t pending;    /* submitted, not yet delivered */
     uint64_t submitted; /* lines so far, read without the lock while polling */
     uint64_t poll_ns;   /* an idle thread polls this long for the next line, then sleeps */
     int sleepers;       /* threads waiting on work */
@@ -67,8 +66,6 @@ int parse_pool_start(parse_pool *p, uv_loop_t *loop, int n_threads, uint64_t pol
                      parse_deliver_fn deliver, void *ctx);
 /* Queues a copy of line for parsing. 0, or -1 (out of memory: parse it inline). */
 int parse_pool_submit(parse_pool *p, conn *c, const char *line, size_t len, uint64_t received_ns);
-/* Lines submitted and not yet delivered. */
-int64_t parse_pool_pending(parse_pool *p);
 /* The async handle, for the server's last close. */
 uv_handle_t *parse_pool_handle(parse_pool *p);
 /* Ends the threads (after the loop is done) and frees what was never delivered. */
