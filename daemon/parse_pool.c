@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_relax.h"
+#include "spin.h"
 
 void parsed_line_free(parsed_line *l) {
     if (!l)
@@ -16,10 +16,9 @@ void parsed_line_free(parsed_line *l) {
 
 /* Lock held on entry and exit: polls, unlocked, for a submission until poll_ns passes. */
 static void poll_for_line(parse_pool *p) {
-    uint64_t seen = p->submitted, until = uv_hrtime() + p->poll_ns;
+    uint64_t seen = p->submitted;
     uv_mutex_unlock(&p->lock);
-    while (__atomic_load_n(&p->submitted, __ATOMIC_ACQUIRE) == seen && uv_hrtime() < until)
-        cpu_relax();
+    spin_for_change(&p->submitted, seen, p->poll_ns);
     uv_mutex_lock(&p->lock);
 }
 

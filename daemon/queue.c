@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "cpu_relax.h"
+#include "spin.h"
 
 #define FIRST_TABLE_SIZE 64 /* buckets; doubled whenever there are more flows than buckets */
 
@@ -193,10 +193,9 @@ void queue_expect(job_queue *q) {
 
 /* Lock held on entry and exit: polls, unlocked, for a push until poll_ns passes. */
 static void poll_for_push(job_queue *q) {
-    uint64_t seen = q->pushes, until = uv_hrtime() + q->poll_ns;
+    uint64_t seen = q->pushes;
     uv_mutex_unlock(&q->lock);
-    while (__atomic_load_n(&q->pushes, __ATOMIC_ACQUIRE) == seen && uv_hrtime() < until)
-        cpu_relax();
+    spin_for_change(&q->pushes, seen, q->poll_ns);
     uv_mutex_lock(&q->lock);
 }
 

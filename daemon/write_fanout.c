@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cpu_relax.h"
+#include "spin.h"
 
 /*
  * A round: the loop publishes the writes (w) and then one word, `claim`,
