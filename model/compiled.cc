@@ -399,8 +399,10 @@ void CompiledContext::run_bucket(Bucket &b, const ContextIn &in, int64_t row0, i
     out->prefix_v.clear();
     if (!want_cache)
         return;
+    // Views, not copies: the path graphs copy them into their own buffers
+    // in one kernel, the eager decoder gathers them (fork_cache).
     auto cached = [&](const torch::Tensor &pool) { // [Bb*Vb, nh, Sb, d] -> real rows, S patches
-        return real_rows(pool, 0).narrow(2, 0, S).contiguous();
+        return real_rows(pool, 0).narrow(2, 0, S);
     };
     for (size_t i = 0; i < b.keys.size(); i++) {
         out->prefix_k.push_back(cached(b.keys[i]));
@@ -481,6 +483,9 @@ bool CompiledContext::run(const ContextIn &in, bool want_cache, ContextOut *out)
         for (torch::Tensor *t : {&p.head.df, &p.head.loc, &p.head.scale, &p.head.probs, &p.ids,
                                  &p.mean, &p.scale, &p.mean_patch, &p.scaler_state})
             *t = t->clone();
+        for (auto *kv : {&p.prefix_k, &p.prefix_v}) // views of the shared pool
+            for (torch::Tensor &t : *kv)
+                t = t.clone();
     }
     auto cat = [&](auto field, int64_t dim = 0) {
         std::vector<torch::Tensor> ts;

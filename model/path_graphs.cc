@@ -3,6 +3,7 @@
 
 #include "fused.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -38,6 +39,8 @@ struct PathGraphs::Bucket {
 PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(net), opt_(opt) {
     const toto_config &cfg = net.config();
     fused_attention_ = fused::has_decode_attention() && fused::available_on(net.device());
+    const char *stage = std::getenv("TOTO_STAGE_KERNELS");
+    stage_kernels_ = fused::available_on(net.device()) && !(stage && std::strcmp(stage, "0") == 0);
     const int64_t D = cfg.embed_dim, nh = cfg.num_heads, d = D / nh, P = cfg.patch_size;
     const int64_t K = cfg.k_components, R = opt.max_rows, T = opt.max_steps;
     const auto dev = net.device();
@@ -219,10 +222,126 @@ PathGraphs::Bucket *PathGraphs::find(int64_t V, int64_t N) {
 
 // Paths first_path.. of job into the bucket: every path starts from the
 // context row's head and statistics; padded variates copy variate 0 (finite
-// values; their own group ids keep them apart).
+// values; their own group ids keep them apart). Two kernels where the
+// layouts allow (stage_kernels), else libtorch's operations.
 void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
+    if (stage_kernels_ && stage_kernels(b, job, first_path))
+        return;
+    stage_aten(b, job, first_path);
+}
+
+#ifdef TOTO_CUDA_KERNELS
+namespace {
+
+// t's elements [..., P, K] dense per leading index, float32.
+bool dense_rows_f32(const torch::Tensor &t) {
+    return t.scalar_type() == torch::kFloat32 && t.dim() == 4 && t.stride(3) == 1 &&
+           t.stride(2) == t.size(3);
+}
+
+// Every layer's [V, H, S, d] keys and values, rows of S * d dense, all of one
+// geometry, into the bucket's [V', H, S', d]: one toto_k_copy_strided.
+bool copy_prefixes(const std::vector<torch::Tensor> &src_k, const std::vector<torch::Tensor> &src_v,
+                   const std::vector<torch::Tensor> &dst_k, const std::vector<torch::Tensor> &dst_v,
+                   void *stream) {
+    toto_k_strided_copies c{};
+    if (src_k.empty())
+        return true;
+    if (2 * src_k.size() > TOTO_K_MAX_COPIES)
+        return false;
+    const torch::Tensor &s0 = src_k[0], &d0 = dst_k[0];
+    const int64_t V = s0.size(0), H = s0.size(1), S = s0.size(2), d = s0.size(3);
+    const int64_t es = int64_t(s0.element_size());
+    auto same = [&](const torch::Tensor &t, const torch::Tensor &like) {
+        return t.scalar_type() == s0.scalar_type() && t.sizes()[1] == H && t.sizes()[3] == d &&
+               t.stride(0) == like.stride(0) && t.stride(1) == like.stride(1) && t.stride(2) == d &&
+               t.stride(3) == 1;
+    };
+    for (size_t i = 0; i < src_k.size(); i++) {
+        for (const torch::Tensor *t : {&src_k[i], &src_v[i]})
+            if (!same(*t, s0) || t->size(0) != V || t->size(2) != S)
+                return false;
+        for (const torch::Tensor *t : {&dst_k[i], &dst_v[i]})
+            if (!same(*t, d0) || t->size(0) < V || t->size(2) < S)
+                return false;
+        c.src[c.n] = src_k[i].data_ptr();
+        c.dst[c.n++] = dst_k[i].data_ptr();
+        c.src[c.n] = src_v[i].data_ptr();
+        c.dst[c.n++] = dst_v[i].data_ptr();
+    }
+    c.rows_a = V;
+    c.rows_b = H;
+    c.src_sa = s0.stride(0) * es;
+    c.src_sb = s0.stride(1) * es;
+    c.dst_sa = d0.stride(0) * es;
+    c.dst_sb = d0.stride(1) * es;
+    c.row_bytes = S * d * es;
+    return toto_k_copy_strided(&c, stream) == 0;
+}
+
+} // namespace
+#endif
+
+bool PathGraphs::stage_kernels(Bucket &b, const PathJob &job, int64_t first_path) {
+#ifdef TOTO_CUDA_KERNELS
+    const HeadOut &h = job.head;
     const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
-    // Built on the device: staging never waits for the context pass to end.
+    const torch::Tensor *src[4] = {&h.df, &h.loc, &h.scale, &h.probs};
+    const torch::Tensor *dst[4] = {&b.head.df, &b.head.loc, &b.head.scale, &b.head.probs};
+    toto_k_path_stage s{};
+    for (int k = 0; k < 4; k++) {
+        if (!dense_rows_f32(*src[k]) || src[k]->size(1) != V)
+            return false;
+        s.head_src[k] = src[k]->data_ptr<float>();
+        s.head_vstride[k] = src[k]->stride(1);
+        s.head_dst[k] = dst[k]->data_ptr<float>();
+    }
+    if (job.mean.scalar_type() != torch::kFloat64 || job.scale.scalar_type() != torch::kFloat64 ||
+        job.state.scalar_type() != torch::kFloat64 || job.ids.scalar_type() != torch::kInt64)
+        return false;
+    s.PK = b.head.df.size(2) * b.head.df.size(3);
+    s.mean_src = job.mean.data_ptr<double>();
+    s.mean_stride = job.mean.stride(0);
+    s.scale_src = job.scale.data_ptr<double>();
+    s.scale_stride = job.scale.stride(0);
+    s.state_src = job.state.data_ptr<double>();
+    s.state_sj = job.state.stride(0);
+    s.state_sv = job.state.stride(1);
+    s.ids_src = job.ids.data_ptr<int64_t>();
+    s.ids_stride = job.ids.stride(1);
+    s.mean_dst = b.mean.data_ptr<double>();
+    s.scale_dst = b.scale.data_ptr<double>();
+    s.state_dst = b.state.data_ptr<double>();
+    s.ids_dst = b.ids.data_ptr<int64_t>();
+    s.keys_dst = b.keys.data_ptr<int64_t>();
+    s.rows_dst = b.rows.data_ptr<int64_t>();
+    s.prefix_len_dst = b.prefix_len.data_ptr<int64_t>();
+    s.step_dst = b.step.data_ptr<int64_t>();
+    std::memcpy(&s.key, &job.seed, sizeof s.key);
+    s.first_path = first_path;
+    s.prefix_len = S;
+    s.N = b.N;
+    s.Vb = b.V;
+    s.V = V;
+    void *stream = c10::cuda::getCurrentCUDAStream().stream();
+    // The prefixes first: if their layout does not fit, nothing is written yet.
+    if (!copy_prefixes(job.prefix_k, job.prefix_v, b.buf.prefix_k, b.buf.prefix_v, stream))
+        return false;
+    int rc = toto_k_stage_paths(&s, stream);
+    if (rc != 0)
+        throw Error(TOTO_EMODEL,
+                    std::string("path graphs: staging: ") + toto_cuda_error_string(rc));
+    return true;
+#else
+    (void)b, (void)job, (void)first_path;
+    return false;
+#endif
+}
+
+// The same staging in libtorch's operations (built on the device: staging
+// never waits for the context pass to end).
+void PathGraphs::stage_aten(Bucket &b, const PathJob &job, int64_t first_path) {
+    const int64_t V = job.ids.size(1), S = job.prefix_k.empty() ? 0 : job.prefix_k[0].size(2);
     auto i64 = b.ids.options();
     auto v = torch::arange(b.V, i64), real = v < V;
     auto vi = v * real;                      // padded -> variate 0
@@ -255,20 +374,17 @@ void PathGraphs::stage(Bucket &b, const PathJob &job, int64_t first_path) {
 }
 
 // Mean and quantiles of every column of all [N * V, C] (device, float64,
-// path-major), per variate: [V, 1 + levels, C] on the host.
+// path-major), per variate, at levels (on the device): [V, 1 + L, C] on the host.
 torch::Tensor PathGraphs::path_stats(const torch::Tensor &all, int64_t V,
-                                     const std::vector<double> &levels) {
+                                     const torch::Tensor &levels) {
 #ifdef TOTO_CUDA_KERNELS
-    const int64_t N = all.size(0) / V, C = all.size(1), L = int64_t(levels.size());
-    auto f64 = all.options();
-    auto lv = torch::from_blob(const_cast<double *>(levels.data()), {L}, torch::kFloat64)
-                  .to(f64.device());
-    auto out = torch::empty({V, 1 + L, C}, f64);
+    const int64_t N = all.size(0) / V, C = all.size(1), L = levels.size(0);
+    auto out = torch::empty({V, 1 + L, C}, all.options());
     auto stream = c10::cuda::getCurrentCUDAStream().stream();
     for (int64_t v = 0; v < V; v++) {
         int rc = toto_k_quantiles(out[v].narrow(0, 1, L).data_ptr(), out[v][0].data_ptr(),
                                   all.data_ptr<double>() + v * C, TOTO_K_F64, N, C, V * C,
-                                  lv.data_ptr(), L, stream);
+                                  levels.data_ptr(), L, stream);
         if (rc != 0)
             throw Error(TOTO_EMODEL,
                         std::string("path graphs: quantiles: ") + toto_cuda_error_string(rc));
@@ -278,6 +394,15 @@ torch::Tensor PathGraphs::path_stats(const torch::Tensor &all, int64_t V,
     (void)all, (void)V, (void)levels;
     throw Error(TOTO_EMODEL, "path graphs: built without the CUDA kernels");
 #endif
+}
+
+// values on device, through pinned memory: a copy from pageable memory
+// would wait for everything queued before it (here, the context pass).
+static torch::Tensor upload(const std::vector<double> &values, const torch::Device &device) {
+    auto host = torch::empty({int64_t(values.size())},
+                             torch::TensorOptions().dtype(torch::kFloat64).pinned_memory(true));
+    std::memcpy(host.data_ptr<double>(), values.data(), values.size() * sizeof(double));
+    return host.to(device, /*non_blocking=*/true);
 }
 
 bool PathGraphs::run(const PathJob &job, torch::Tensor *values, const std::vector<double> *levels,
@@ -295,9 +420,11 @@ bool PathGraphs::run(const PathJob &job, torch::Tensor *values, const std::vecto
         return false;
     const bool on_gpu = levels && stats;
     want_values = want_values || !on_gpu;
-    torch::Tensor all; // every path on the device, for the statistics
-    if (on_gpu)
+    torch::Tensor all, lv; // every path on the device, and the levels, for the statistics
+    if (on_gpu) {
         all = torch::empty({N * V, steps * P}, b->paths.options());
+        lv = upload(*levels, b->paths.device());
+    }
     if (want_values)
         *values = torch::empty({N * V, steps * P}, torch::kFloat64);
     for (int64_t first = 0; first < N; first += b->N) {
@@ -320,7 +447,7 @@ bool PathGraphs::run(const PathJob &job, torch::Tensor *values, const std::vecto
             values->narrow(0, first * V, n * V).copy_(real);
     }
     if (on_gpu)
-        *stats = path_stats(all, V, *levels);
+        *stats = path_stats(all, V, lv);
     return true;
 }
 

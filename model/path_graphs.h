@@ -69,11 +69,12 @@ class PathGraphs {
     struct Bucket;
     Bucket *find(int64_t V, int64_t N);
     void stage(Bucket &b, const PathJob &job, int64_t first_path);
+    bool stage_kernels(Bucket &b, const PathJob &job, int64_t first_path);
+    void stage_aten(Bucket &b, const PathJob &job, int64_t first_path);
     void sample(Bucket &b);
     void step(Bucket &b);
     void capture(Bucket &b, std::pair<unsigned long long, unsigned long long> pool);
-    torch::Tensor path_stats(const torch::Tensor &all, int64_t V,
-                             const std::vector<double> &levels);
+    torch::Tensor path_stats(const torch::Tensor &all, int64_t V, const torch::Tensor &levels);
 
     const Network &net_;
     PathGraphOptions opt_;
@@ -86,6 +87,7 @@ class PathGraphs {
     torch::Tensor last_pool_;              // [max_rows * P] float64: the last drawn patch
     int64_t bytes_ = 0;
     bool fused_attention_ = false; // toto_k_decode_attention instead of libtorch's operations
+    bool stage_kernels_ = false;   // toto_k_stage_paths (TOTO_STAGE_KERNELS=0: libtorch's)
 };
 
 } // namespace toto

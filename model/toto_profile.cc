@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "bench_series.h"
@@ -122,8 +123,10 @@ int main(int argc, char **argv) {
                                                       impl::ActivityType::CUDA};
         prof::prepareProfiler(config, activities);
         prof::enableProfiler(config, activities);
-        for (int i = 0; ok && i < o.repeat; i++)
+        for (int i = 0; ok && i < o.repeat; i++) {
+            RECORD_USER_SCOPE("toto_forecast"); // the call's bounds in the trace
             ok = forecast(m, reqs);
+        }
         auto result = prof::disableProfiler();
         if (ok)
             result->save(o.trace);

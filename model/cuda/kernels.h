@@ -214,6 +214,57 @@ int toto_k_decode_attention(void *out, const void *qkv, toto_k_dtype dtype, cons
                             void *suffix_v, const int64_t *step, int64_t Q, int64_t V, int64_t H,
                             int64_t d, int64_t S, int64_t T, void *stream);
 
+/*
+ * Stages a sampled-path job into a path bucket (model/path_graphs.cc) in one
+ * launch: N paths of Vb variates, rows q = n * Vb + v, of which the job has
+ * V <= Vb real variates; vi = v < V ? v : 0 (padded variates copy variate 0,
+ * finite values, but get group ids of their own):
+ *   head_dst[k] + q * PK      <- PK float32 at head_src[k] + vi * head_vstride[k]
+ *   mean_dst[q], scale_dst[q] <- mean_src[vi * mean_stride], scale_src[...]
+ *   state_dst[q * 6 + j]      <- state_src[j * state_sj + vi * state_sv]
+ *   ids_dst[q]   <- v < V ? ids_src[v * ids_stride] : -v - 2^40
+ *   keys_dst[q]  <- key;   rows_dst[q] <- (first_path + n) * V + v
+ *   *prefix_len_dst <- prefix_len;   *step_dst <- 0
+ * Strides count elements. Every destination is dense; no source may overlap
+ * a destination. float4 copies when PK, the head strides and pointers allow.
+ * N == 0 writes nothing.
+ */
+typedef struct toto_k_path_stage {
+    const float *head_src[4];
+    int64_t head_vstride[4];
+    float *head_dst[4];
+    int64_t PK;
+    const double *mean_src, *scale_src, *state_src;
+    int64_t mean_stride, scale_stride, state_sj, state_sv;
+    const int64_t *ids_src;
+    int64_t ids_stride;
+    double *mean_dst, *scale_dst, *state_dst;
+    int64_t *ids_dst, *keys_dst, *rows_dst, *prefix_len_dst, *step_dst;
+    int64_t key, first_path, prefix_len, N, Vb, V;
+} toto_k_path_stage;
+
+int toto_k_stage_paths(const toto_k_path_stage *s, void *stream);
+
+/*
+ * Up to TOTO_K_MAX_COPIES copies of the same geometry in one launch: for
+ * each copy k and every a < rows_a, b < rows_b, row_bytes bytes from
+ *     src[k] + a * src_sa + b * src_sb   to   dst[k] + a * dst_sa + b * dst_sb
+ * (strides in bytes; regions must not overlap). In 16-byte units when every
+ * pointer, stride and row_bytes allows, else the widest unit that divides
+ * them all. The path graphs copy each TIME layer's context keys and values
+ * [V, heads, S, d] into their bucket with it.
+ */
+#define TOTO_K_MAX_COPIES 64
+typedef struct toto_k_strided_copies {
+    int n;
+    const void *src[TOTO_K_MAX_COPIES];
+    void *dst[TOTO_K_MAX_COPIES];
+    int64_t rows_a, rows_b;
+    int64_t src_sa, src_sb, dst_sa, dst_sb, row_bytes;
+} toto_k_strided_copies;
+
+int toto_k_copy_strided(const toto_k_strided_copies *c, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -180,6 +180,59 @@ static void test_path_graphs(toto_model *m) {
     }
 }
 
+/* Staging a job into the path graphs by the two kernels gives the bits that
+ * libtorch's operations give (TOTO_STAGE_KERNELS=0): padded variates (3 in
+ * a bucket of 4), the second context row of a batch, paths split over
+ * several stagings (1100 paths), and the quantiles computed on the GPU. */
+static void test_stage_kernels(toto_model *m) {
+    char err[512];
+    setenv("TOTO_STAGE_KERNELS", "0", 1);
+    toto_model *aten = open_with(true, "float64", err, sizeof err);
+    unsetenv("TOTO_STAGE_KERNELS");
+    if (!tap_check(aten != NULL, "tiny-a opens with libtorch's staging (%s)", aten ? "ok" : err))
+        return;
+    unsigned seed = 23;
+    double levels[2] = {0.1, 0.9};
+    const int V[3] = {3, 3, 1}, samples[3] = {1100, 40, 64};
+    double *x[3];
+    toto_request r[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = random_series(V[i], 200, &seed);
+        r[i] = (toto_request){.n_variates = V[i],
+                              .n_steps = 200,
+                              .values = x[i],
+                              .prediction_length = 150,
+                              .num_samples = samples[i],
+                              .return_samples = i < 2,
+                              .n_quantiles = 2,
+                              .quantile_levels = levels,
+                              .seed = 7 + (uint64_t)i};
+    }
+    toto_model_info before, after;
+    toto_model_get_info(m, &before);
+    toto_result a[3], b[3];
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    int ok = run_on(m, "compiled", r, a, 3) == 0 && run_on(aten, "compiled", r, b, 3) == 0;
+    toto_model_get_info(m, &after);
+    for (int i = 0; ok && i < 3; i++) {
+        const size_t cells = (size_t)V[i] * 150;
+        ok = !memcmp(a[i].mean, b[i].mean, sizeof(double) * cells) &&
+             !memcmp(a[i].quantiles, b[i].quantiles, sizeof(double) * 2 * cells) &&
+             (i == 2 ||
+              !memcmp(a[i].samples, b[i].samples, sizeof(double) * (size_t)samples[i] * cells));
+    }
+    tap_check(ok && after.compile.path_runs - before.compile.path_runs == 3,
+              "path graphs: staged by kernels = staged by libtorch, bit for bit (%lld runs)",
+              (long long)(after.compile.path_runs - before.compile.path_runs));
+    for (int i = 0; i < 3; i++) {
+        toto_result_free(&a[i]);
+        toto_result_free(&b[i]);
+        free(x[i]);
+    }
+    toto_model_free(aten);
+}
+
 /* A seeded sampled forecast on the compiled path repeats bit for bit. */
 static void test_seeded_repeats(toto_model *m) {
     unsigned seed = 5;
@@ -275,8 +328,10 @@ int main(void) {
         return tap_done();
     test_agrees_with_eager(m, on_gpu() ? 2e-2 : 1e-9);
     test_seeded_repeats(m);
-    if (on_gpu())
+    if (on_gpu()) {
         test_path_graphs(m);
+        test_stage_kernels(m);
+    }
     test_switch(m);
     test_counters(m);
     test_env();
