@@ -81,18 +81,35 @@ torch::Tensor swiglu(const torch::Tensor &u) {
 
 ScaledPatches patch_scaler(const torch::Tensor &x, const torch::Tensor &w, torch::Tensor &state,
                            bool continuing, int64_t P, bool stabilize, double exponent,
-                           torch::ScalarType z_dtype) {
+                           torch::ScalarType z_dtype, const torch::Tensor &mean_into,
+                           const torch::Tensor &scale_into) {
     const int64_t M = x.size(0), T = x.size(1);
     ScaledPatches out;
     out.z = torch::empty({M, T}, x.options().dtype(z_dtype));
-    out.mean = torch::empty({M, T / P}, x.options());
-    out.scale = torch::empty({M, T / P}, x.options());
+    out.mean =
+        mean_into.defined() ? mean_into.view({M, T / P}) : torch::empty({M, T / P}, x.options());
+    out.scale =
+        scale_into.defined() ? scale_into.view({M, T / P}) : torch::empty({M, T / P}, x.options());
     check(toto_k_patch_scaler(out.z.data_ptr(), kernel_dtype(out.z), out.mean.data_ptr<double>(),
                               out.scale.data_ptr<double>(), state.data_ptr<double>(),
                               x.data_ptr<double>(), w.defined() ? w.data_ptr<double>() : nullptr, M,
                               T, P, continuing, stabilize, exponent, stream()),
           "patch scaler");
     return out;
+}
+
+void mixture_head(const torch::Tensor &z, double eps, torch::Tensor &df, torch::Tensor &loc,
+                  torch::Tensor &scale, torch::Tensor &probs) {
+    const int64_t P = z.size(-2), K = z.size(-1), M = z.numel() / (4 * P * K);
+    for (const torch::Tensor *t : {&df, &loc, &scale, &probs})
+        TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() &&
+                        t->numel() == M * P * K,
+                    "mixture head: outputs must be dense float32 [M, P, K]");
+    TORCH_CHECK(z.is_contiguous() && z.size(-3) == 4, "mixture head: z must be dense [M, 4, P, K]");
+    check(toto_k_mixture_head(df.data_ptr<float>(), loc.data_ptr<float>(), scale.data_ptr<float>(),
+                              probs.data_ptr<float>(), z.data_ptr(), kernel_dtype(z), M, P, K,
+                              float(eps), stream()),
+          "mixture head");
 }
 
 bool has_decode_attention() {
@@ -131,7 +148,13 @@ torch::Tensor decode_attention(const torch::Tensor &, const torch::Tensor &, con
 }
 
 ScaledPatches patch_scaler(const torch::Tensor &, const torch::Tensor &, torch::Tensor &, bool,
-                           int64_t, bool, double, torch::ScalarType) {
+                           int64_t, bool, double, torch::ScalarType, const torch::Tensor &,
+                           const torch::Tensor &) {
+    throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
+}
+
+void mixture_head(const torch::Tensor &, double, torch::Tensor &, torch::Tensor &, torch::Tensor &,
+                  torch::Tensor &) {
     throw Error(TOTO_EMODEL, "compiled path: built without the CUDA kernels");
 }
 

@@ -32,9 +32,18 @@ torch::Tensor swiglu(const torch::Tensor &u);
 struct ScaledPatches {
     torch::Tensor z, mean, scale;
 };
+// mean_into, scale_into: when defined, dense float64 tensors of M * T/P
+// elements that receive the statistics (returned as views of them).
 ScaledPatches patch_scaler(const torch::Tensor &x, const torch::Tensor &w, torch::Tensor &state,
                            bool continuing, int64_t P, bool stabilize, double exponent,
-                           torch::ScalarType z_dtype);
+                           torch::ScalarType z_dtype, const torch::Tensor &mean_into = {},
+                           const torch::Tensor &scale_into = {});
+
+// The mixture head's nonlinearities (toto_k_mixture_head): z [M, 4, P, K]
+// contiguous, F32 or BF16, into df, loc, scale, probs: dense float32
+// tensors of M * P * K elements each.
+void mixture_head(const torch::Tensor &z, double eps, torch::Tensor &df, torch::Tensor &loc,
+                  torch::Tensor &scale, torch::Tensor &probs);
 
 // Whether decode_attention() was built (TOTO_DECODE_ATTENTION=0 turns it
 // off, to compare with libtorch's operations).

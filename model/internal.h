@@ -128,6 +128,10 @@ class Network {
 
     // hidden [..., D] -> the head for the next patch's P steps, each [..., P, K].
     HeadOut head(const torch::Tensor &hidden) const;
+    // head() into out's tensors (dense float32 [..., P, K]): with the fused
+    // kernels and a folded head, written there by toto_k_mixture_head in one
+    // launch (computed in float32 throughout); otherwise head() copied in.
+    void head_into(const torch::Tensor &hidden, HeadOut &out) const;
     // Folds the unembedding into the four output projections: every output
     // is linear in hidden before its nonlinearity, so W_o (U h + c) + b_o =
     // (W_o U) h + (W_o c + b_o), computed once in float64. The head then
@@ -167,6 +171,8 @@ class Network {
     }
 
   private:
+    torch::Tensor folded_head_product(const torch::Tensor &hidden) const;
+    bool fused_head(const torch::Tensor &hidden) const;
     torch::Tensor attention_time(const LayerWeights &L, const torch::Tensor &x, size_t time_idx,
                                  const Positions &pos, KVCache *cache,
                                  const torch::Tensor *keys_out = nullptr,

@@ -310,15 +310,48 @@ void Network::fold_head() {
     head_b_ = torch::cat(bs).to(w_.unembed_b.scalar_type()).contiguous();
 }
 
+// The folded head's product, [..., 4, P, K]: the pre-activations of the
+// degrees of freedom, locations, scales and mixture logits.
+torch::Tensor Network::folded_head_product(const torch::Tensor &hidden) const {
+    auto sizes = hidden.sizes().vec();
+    sizes.back() = 4;
+    sizes.insert(sizes.end(), {cfg_.patch_size, w_.df_w.size(0)});
+    return torch::linear(hidden, head_w_, head_b_).view(sizes);
+}
+
+bool Network::fused_head(const torch::Tensor &hidden) const {
+    return fused_ && head_w_.defined() && fused::available(hidden);
+}
+
+void Network::head_into(const torch::Tensor &hidden, HeadOut &out) const {
+    if (fused_head(hidden)) {
+        fused::mixture_head(folded_head_product(hidden).contiguous(), dtype_eps(dtype_), out.df,
+                            out.loc, out.scale, out.probs);
+        return;
+    }
+    HeadOut h = head(hidden);
+    out.df.copy_(h.df);
+    out.loc.copy_(h.loc);
+    out.scale.copy_(h.scale);
+    out.probs.copy_(h.probs);
+}
+
 HeadOut Network::head(const torch::Tensor &hidden) const {
     const int64_t D = cfg_.embed_dim, P = cfg_.patch_size, K = w_.df_w.size(0);
     const double eps = dtype_eps(dtype_);
+    if (fused_head(hidden)) {
+        auto sizes = hidden.sizes().vec();
+        sizes.back() = P;
+        sizes.push_back(K);
+        auto f32 = hidden.options().dtype(torch::kFloat32);
+        HeadOut h{torch::empty(sizes, f32), torch::empty(sizes, f32), torch::empty(sizes, f32),
+                  torch::empty(sizes, f32)};
+        head_into(hidden, h);
+        return h;
+    }
     torch::Tensor df, loc, scale, mix; // [..., P, K] before their nonlinearities
     if (head_w_.defined()) {
-        auto sizes = hidden.sizes().vec();
-        sizes.back() = 4;
-        sizes.insert(sizes.end(), {P, K});
-        auto z = torch::linear(hidden, head_w_, head_b_).view(sizes); // [..., 4, P, K]
+        auto z = folded_head_product(hidden); // [..., 4, P, K]
         df = z.select(-3, 0);
         loc = z.select(-3, 1).contiguous();
         scale = z.select(-3, 2);

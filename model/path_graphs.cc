@@ -138,6 +138,8 @@ void PathGraphs::sample(Bucket &b) {
 }
 
 // One replay: draw patch `step`, append it, and compute the head of the next.
+// With the fused kernels the scaler and the head write straight into the
+// bucket (the sampler of this step has read them already).
 void PathGraphs::step(Bucket &b) {
     const toto_config &cfg = net_.config();
     const int64_t P = cfg.patch_size, S = b.buf.prefix_k[0].size(2);
@@ -145,11 +147,11 @@ void PathGraphs::step(Bucket &b) {
     sample(b);
     const torch::Tensor &xn = b.last; // [Q, P]
     torch::Tensor mean, scale, z;
-    if (fused::available_on(xn.device())) { // updates b.state in place
-        auto s = fused::patch_scaler(xn, {}, b.state, true, P, cfg.stabilize_with_global,
-                                     cfg.scale_factor_exponent, net_.input_dtype());
-        mean = s.mean.squeeze(1);
-        scale = s.scale.squeeze(1);
+    const bool fused = fused::available_on(xn.device());
+    if (fused) { // updates b.state, b.mean and b.scale in place
+        auto s =
+            fused::patch_scaler(xn, {}, b.state, true, P, cfg.stabilize_with_global,
+                                cfg.scale_factor_exponent, net_.input_dtype(), b.mean, b.scale);
         z = s.z.view({b.N, b.V, 1, P});
     } else {
         Scaler scaler(cfg, b.state.t());
@@ -159,8 +161,6 @@ void PathGraphs::step(Bucket &b) {
     }
     auto t = b.prefix_len + b.step; // this patch's position
     Positions pos;
-    pos.cos = table_cos_.index_select(0, t).squeeze(0);
-    pos.sin = table_sin_.index_select(0, t).squeeze(0);
     auto i64 = b.step.options();
     if (fused_attention_) { // the kernel masks and rotates by itself
         b.buf.table_cos = table_cos_.view({table_cos_.size(0), 2, -1});
@@ -168,17 +168,17 @@ void PathGraphs::step(Bucket &b) {
         b.buf.pos_index = t;
         b.buf.prefix_len = b.prefix_len;
     } else {
+        pos.cos = table_cos_.index_select(0, t).squeeze(0);
+        pos.sin = table_sin_.index_select(0, t).squeeze(0);
         b.buf.prefix_blocked = torch::arange(S, i64) >= b.prefix_len;
         b.buf.suffix_blocked = torch::arange(T, i64) > b.step;
     }
     auto hidden = net_.decode_step_static(z, b.ids, pos, b.buf);
-    HeadOut h = net_.head(hidden.select(2, 0));
-    b.head.df.copy_(h.df);
-    b.head.loc.copy_(h.loc);
-    b.head.scale.copy_(h.scale);
-    b.head.probs.copy_(h.probs);
-    b.mean.copy_(mean);
-    b.scale.copy_(scale);
+    net_.head_into(hidden.select(2, 0), b.head);
+    if (!fused) {
+        b.mean.copy_(mean);
+        b.scale.copy_(scale);
+    }
     b.step.add_(1);
 }
 

@@ -215,6 +215,21 @@ int toto_k_decode_attention(void *out, const void *qkv, toto_k_dtype dtype, cons
                             int64_t d, int64_t S, int64_t T, void *stream);
 
 /*
+ * The mixture head's nonlinearities (Network::head after its product), in
+ * float32: z [M, 4, P, K] (F32 or BF16) holds, for row m and step p, the
+ * pre-activations of the degrees of freedom, locations, scales and mixture
+ * logits (z[m][which][p][k]); outputs are float32 [M, P, K]:
+ *     df = 2 + max(softplus(z0), eps)    loc = z1
+ *     scale = max(softplus(z2), eps)     probs = softmax over k of z3
+ * softplus(x) = x > 20 ? x : log1p(exp(x)), libtorch's with beta 1. Nothing
+ * is rounded to bfloat16 on the way (libtorch on a bfloat16 network rounds
+ * after each operation). 1 <= K <= 4096; M == 0 does nothing.
+ */
+int toto_k_mixture_head(float *df, float *loc, float *scale, float *probs, const void *z,
+                        toto_k_dtype z_dtype, int64_t M, int64_t P, int64_t K, float eps,
+                        void *stream);
+
+/*
  * Stages a sampled-path job into a path bucket (model/path_graphs.cc) in one
  * launch: N paths of Vb variates, rows q = n * Vb + v, of which the job has
  * V <= Vb real variates; vi = v < V ? v : 0 (padded variates copy variate 0,
