@@ -400,8 +400,15 @@ void CompiledContext::run_bucket(Bucket &b, const ContextIn &in, int64_t row0, i
     if (!want_cache)
         return;
     // Views, not copies: the path graphs copy them into their own buffers
-    // in one kernel, the eager decoder gathers them (fork_cache).
+    // in one kernel, the eager decoder gathers them (fork_cache). One view
+    // operation each where the real rows are evenly spaced (one request, or
+    // no padded variates): the host has ~20 layers of them to make while the
+    // context pass runs, and a slow host otherwise makes the GPU wait.
+    const bool even = rows == 1 || V == b.V;
     auto cached = [&](const torch::Tensor &pool) { // [Bb*Vb, nh, Sb, d] -> real rows, S patches
+        if (even)
+            return pool.as_strided({rows * V, pool.size(1), S, pool.size(3)}, pool.strides(),
+                                   pool.storage_offset());
         return real_rows(pool, 0).narrow(2, 0, S);
     };
     for (size_t i = 0; i < b.keys.size(); i++) {

@@ -263,9 +263,15 @@ PathJob path_job(const Paths &ctx, int64_t b, const toto_request &r, int64_t P) 
     job.scale = ctx.scale.narrow(0, b * V, V);
     job.state = ctx.scaler.state().narrow(1, b * V, V);
     job.ids = ctx.ids.narrow(0, b, 1);
+    // Rows b*V.. of every layer's keys and values: one view operation each.
+    auto rows_of = [&](const torch::Tensor &t) {
+        auto sizes = t.sizes().vec();
+        sizes[0] = V;
+        return t.as_strided(sizes, t.strides(), t.storage_offset() + b * V * t.stride(0));
+    };
     for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
-        job.prefix_k.push_back(ctx.cache.prefix_k[i].narrow(0, b * V, V));
-        job.prefix_v.push_back(ctx.cache.prefix_v[i].narrow(0, b * V, V));
+        job.prefix_k.push_back(rows_of(ctx.cache.prefix_k[i]));
+        job.prefix_v.push_back(rows_of(ctx.cache.prefix_v[i]));
     }
     job.seed = r.seed;
     job.paths = r.num_samples;

@@ -73,8 +73,14 @@ static double *make_values(int variates, int context, unsigned seed) {
     return v;
 }
 
-/* Runs one workload; returns the median in ms, or -1 with a message printed. */
-static double time_workload(toto_model *m, const workload *w, int repeat) {
+/* The spread of a workload's timed runs, in ms. */
+typedef struct spread {
+    double min, p90, max;
+} spread;
+
+/* Runs one workload; returns the median in ms, or -1 with a message printed;
+ * *sp (when not NULL) gets the spread of the timed runs. */
+static double time_workload(toto_model *m, const workload *w, int repeat, spread *sp) {
     toto_request *reqs = calloc((size_t)w->batch, sizeof *reqs);
     toto_result *res = calloc((size_t)w->batch, sizeof *res);
     double *values = make_values(w->variates, w->context, 1);
@@ -106,6 +112,8 @@ static double time_workload(toto_model *m, const workload *w, int repeat) {
     }
     qsort(times + 1, (size_t)repeat, sizeof(double), cmp_double); /* times[0] is the warm-up */
     median = times[1 + repeat / 2];
+    if (sp)
+        *sp = (spread){times[1], times[(9 * repeat + 9) / 10], times[repeat]};
 done:
     free(reqs);
     free(res);
@@ -169,13 +177,13 @@ static int parse_args(int argc, char **argv, options *o) {
 }
 
 /* One workload on one path: its median, or -1 (printed). */
-static double time_on(toto_model *m, const char *path, const workload *w, int repeat) {
+static double time_on(toto_model *m, const char *path, const workload *w, int repeat, spread *sp) {
     char err[256];
     if (toto_model_set_path(m, path, err, sizeof err) != TOTO_OK) {
         fprintf(stderr, "toto-bench: %s\n", err);
         return -1;
     }
-    return time_workload(m, w, repeat);
+    return time_workload(m, w, repeat, sp);
 }
 
 static void print_header(const toto_model_info *info, double open_ms, int repeat) {
@@ -209,7 +217,7 @@ static int batch_sweep(toto_model *m, int repeat) {
     for (size_t i = 0; i < sizeof kBatches / sizeof kBatches[0]; i++) {
         workload w = kWorkloads[0];
         w.batch = kBatches[i];
-        double ms = time_workload(m, &w, repeat);
+        double ms = time_workload(m, &w, repeat, NULL);
         if (ms < 0)
             return 1;
         double rate = w.batch / ms * 1e3;
@@ -244,12 +252,19 @@ int main(int argc, char **argv) {
     toto_model_get_info(m, &info);
     print_header(&info, open_ms, o.repeat);
     int failed = 0;
+    enum { kMaxRows = sizeof kWorkloads / sizeof kWorkloads[0] };
+    spread spreads[kMaxRows];
+    const char *names[kMaxRows];
+    int rows = 0;
     for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++) {
         const workload *w = &kWorkloads[i];
         if (!selected(&o, i, w->name))
             continue;
-        double eager = time_on(m, "eager", w, o.repeat);
-        double compiled = info.compile.available ? time_on(m, "compiled", w, o.repeat) : NAN;
+        double eager = time_on(m, "eager", w, o.repeat, NULL);
+        double compiled =
+            info.compile.available ? time_on(m, "compiled", w, o.repeat, &spreads[rows]) : NAN;
+        if (compiled > 0)
+            names[rows++] = w->name;
         double best = compiled > 0 ? compiled : eager;
         failed |= eager < 0 || compiled < 0;
         printf("| %s | %dx%d | %d | %d | %d | %.3f | %.3f | %.1fx | %.1f | %.1f | %.1fx |\n",
@@ -258,6 +273,10 @@ int main(int argc, char **argv) {
                w->upstream_compiled_ms / best);
         fflush(stdout);
     }
+    /* A median hides how often a run is slow: the compiled runs' spread. */
+    for (int r = 0; r < rows; r++)
+        printf("# compiled %s over %d runs: min %.3f, p90 %.3f, max %.3f ms\n", names[r], o.repeat,
+               spreads[r].min, spreads[r].p90, spreads[r].max);
     if (o.sweep)
         failed |= batch_sweep(m, o.repeat);
     toto_model_get_info(m, &info);
