@@ -208,7 +208,59 @@ at::Generator seeded_generator(torch::Device device, uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
 }
 
-// Mean forecasts of several requests, decoded together.
+// Context rows b0..b0+n of ctx as one mean-forecast job of n * V variates
+// for the path graphs: the rows are consecutive in every tensor, and each
+// request's group ids move to a range of their own, so that the space-wise
+// layers keep the requests apart.
+PathJob mean_job(const Paths &ctx, int64_t b0, int64_t n, int64_t steps) {
+    const int64_t V = ctx.V, Vn = n * V;
+    PathJob job;
+    auto rows = [&](const torch::Tensor &t) { // [B, V, P, K] -> [1, n*V, P, K]
+        return t.narrow(0, b0, n).reshape({1, Vn, t.size(2), t.size(3)});
+    };
+    job.head = {rows(ctx.head.df), rows(ctx.head.loc), rows(ctx.head.scale), rows(ctx.head.probs)};
+    job.mean = ctx.mean.narrow(0, b0 * V, Vn);
+    job.scale = ctx.scale.narrow(0, b0 * V, Vn);
+    job.state = ctx.scaler.state().narrow(1, b0 * V, Vn);
+    auto apart = torch::arange(n, ctx.ids.options()).mul_(int64_t(1) << 32).unsqueeze(1);
+    job.ids = (ctx.ids.narrow(0, b0, n) + apart).reshape({1, Vn});
+    auto rows_of = [&](const torch::Tensor &t) {
+        auto sizes = t.sizes().vec();
+        sizes[0] = Vn;
+        return t.as_strided(sizes, t.strides(), t.storage_offset() + b0 * V * t.stride(0));
+    };
+    for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
+        job.prefix_k.push_back(rows_of(ctx.cache.prefix_k[i]));
+        job.prefix_v.push_back(rows_of(ctx.cache.prefix_v[i]));
+    }
+    job.paths = 1;
+    job.steps = steps;
+    job.mean_only = true;
+    return job;
+}
+
+// The mean forecasts of ctx's B requests by the compiled path's graphs, as
+// many requests a replay as the widest variate bucket holds: [B*V,
+// steps*P] on the host, or undefined when they do not fit (eager then).
+torch::Tensor mean_by_graphs(const DecodeOptions &opt, const Paths &ctx, int64_t B, int64_t steps) {
+    if (!ctx.compiled || !opt.compiled || ctx.cache.prefix_len == 0)
+        return {};
+    const int64_t V = ctx.V, per = std::max<int64_t>(1, opt.compiled->options().max_variates / V);
+    torch::Tensor all;
+    for (int64_t b0 = 0; b0 < B; b0 += per) {
+        const int64_t n = std::min(per, B - b0);
+        torch::Tensor part;
+        if (!opt.compiled->run_paths(mean_job(ctx, b0, n, steps), &part))
+            return {};
+        if (!all.defined())
+            all = torch::empty({B * V, part.size(1)}, part.options());
+        all.narrow(0, b0 * V, n * V).copy_(part);
+    }
+    return all;
+}
+
+// Mean forecasts of several requests, decoded together: by the path graphs
+// where they fit, else eagerly.
 void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths &ctx,
                        const std::vector<const toto_request *> &reqs,
                        std::vector<toto_result *> &results) {
@@ -220,15 +272,20 @@ void run_mean_requests(const Network &net, const DecodeOptions &opt, const Paths
         idx.push_back(int64_t(i));
     }
     const FirstPatches first(ctx.head, ctx.mean, ctx.scale, reqs);
-    std::vector<torch::Tensor> patches{ctx.mean_patch};
-    if (steps > 1) {
-        Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
-        for (int64_t s = 1; s < steps; s++) {
-            advance(net, opt, p, patches.back());
-            patches.push_back(mixture_mean_patch(p, net.dtype()));
+    torch::Tensor values; // [B*V, steps*P] on the host
+    if (steps > 1)
+        values = mean_by_graphs(opt, ctx, int64_t(reqs.size()), steps);
+    if (!values.defined()) {
+        std::vector<torch::Tensor> patches{ctx.mean_patch};
+        if (steps > 1) {
+            Paths p = fork_paths(net, opt, ctx, idx, 1, steps);
+            for (int64_t s = 1; s < steps; s++) {
+                advance(net, opt, p, patches.back());
+                patches.push_back(mixture_mean_patch(p, net.dtype()));
+            }
         }
+        values = torch::cat(patches, 1).to(torch::kCPU).contiguous();
     }
-    auto values = torch::cat(patches, 1).to(torch::kCPU).contiguous(); // [B*V, steps*P]
     std::vector<ResultJob> jobs;
     for (size_t i = 0; i < reqs.size(); i++)
         jobs.push_back({reqs[i], first.of(int64_t(i)),

@@ -28,6 +28,7 @@ struct PathGraphs::Bucket {
     torch::Tensor keys, rows;  // [Q] int64: the seed, and path * V_real + variate
     torch::Tensor step;        // [1] int64: the patch being drawn
     torch::Tensor prefix_len;  // [1] int64: real context patches
+    torch::Tensor mean_only;   // [1] int64: 1 feeds back the mixture's mean, not draws
     torch::Tensor paths;       // [Q, max_steps, P] float64
     torch::Tensor last;        // [Q, P] float64: the patch just drawn
     Network::StepBuffers buf;  // views of the pools for this bucket
@@ -92,6 +93,7 @@ PathGraphs::PathGraphs(const Network &net, const PathGraphOptions &opt) : net_(n
             b->rows = torch::arange(Q, i64);
             b->step = torch::zeros({1}, i64);
             b->prefix_len = torch::ones({1}, i64);
+            b->mean_only = torch::zeros({1}, i64);
             b->paths = paths_pool_.narrow(0, 0, Q * T * P).view({Q, T, P});
             b->last = last_pool_.narrow(0, 0, Q * P).view({Q, P});
             for (size_t i = 0; i < pools_.prefix_k.size(); i++) {
@@ -115,7 +117,8 @@ int64_t PathGraphs::buckets() const {
 
 // Draws patch `step` of every row from the bucket's head into its paths
 // and `last`, in original units (extremes zeroed); the draws' counters are
-// (row, step). One kernel (toto_k_mixture_sample_paths).
+// (row, step). One kernel (toto_k_mixture_sample_paths), which writes the
+// mixture's mean instead for a mean forecast (the bucket's mean_only flag).
 void PathGraphs::sample(Bucket &b) {
 #ifdef TOTO_CUDA_KERNELS
     const int64_t Q = b.N * b.V, P = b.head.df.size(2), K = b.head.df.size(3);
@@ -127,7 +130,7 @@ void PathGraphs::sample(Bucket &b) {
         b.paths.size(1), b.mean.data_ptr<double>(), b.scale.data_ptr<double>(), half_max,
         b.head.probs.data_ptr(), b.head.df.data_ptr(), b.head.loc.data_ptr(),
         b.head.scale.data_ptr(), b.keys.data_ptr(), b.rows.data_ptr(), Q, P, K,
-        c10::cuda::getCurrentCUDAStream().stream());
+        b.mean_only.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
     if (rc != 0)
         throw Error(TOTO_EMODEL,
                     std::string("path graphs: sampler: ") + toto_cuda_error_string(rc));
@@ -317,6 +320,8 @@ bool PathGraphs::stage_kernels(Bucket &b, const PathJob &job, int64_t first_path
     s.rows_dst = b.rows.data_ptr<int64_t>();
     s.prefix_len_dst = b.prefix_len.data_ptr<int64_t>();
     s.step_dst = b.step.data_ptr<int64_t>();
+    s.mean_only_dst = b.mean_only.data_ptr<int64_t>();
+    s.mean_only = job.mean_only ? 1 : 0;
     std::memcpy(&s.key, &job.seed, sizeof s.key);
     s.first_path = first_path;
     s.prefix_len = S;
@@ -367,6 +372,7 @@ void PathGraphs::stage_aten(Bucket &b, const PathJob &job, int64_t first_path) {
     b.rows.view({b.N, b.V}).copy_(path * V + torch::arange(b.V, b.rows.options()).unsqueeze(0));
     b.prefix_len.fill_(S);
     b.step.zero_();
+    b.mean_only.fill_(job.mean_only ? 1 : 0);
     for (size_t i = 0; i < job.prefix_k.size(); i++) {
         b.buf.prefix_k[i].narrow(0, 0, V).narrow(2, 0, S).copy_(job.prefix_k[i]);
         b.buf.prefix_v[i].narrow(0, 0, V).narrow(2, 0, S).copy_(job.prefix_v[i]);

@@ -38,6 +38,10 @@ struct PathJob {
     std::vector<torch::Tensor> prefix_k, prefix_v; // per TIME layer, [V, heads, S, d]
     uint64_t seed = 0;
     int64_t paths = 0, steps = 0;
+    // A mean forecast: each patch is the mixture's mean, fed back (one path,
+    // no seed). Its "variates" may be several requests' (their group ids
+    // apart), decoded in one replay.
+    bool mean_only = false;
 };
 
 class PathGraphs {

@@ -37,13 +37,18 @@ static const workload kWorkloads[] = {
      * path; seed - seed1: 1023 more paths and their statistics; mean32 - mean8:
      * one decoding step; batch64_seed: 64 sampled requests in one call;
      * mean2048: long's context pass alone; long2: long with one decoded
-     * patch, so (long - long2) / 4 is one step of 256 paths. */
+     * patch, so (long - long2) / 4 is one step of 256 paths; mean336 and
+     * batch16_mean96: mean forecasts that decode 5 and 1 more patches. */
     {"mean8", 1, 1, 512, 8, 0, NAN, NAN},
     {"seed1", 1, 1, 512, 8, 1, NAN, NAN},
     {"mean32", 1, 1, 512, 32, 0, NAN, NAN},
     {"batch64_seed", 64, 1, 512, 8, 1024, NAN, NAN},
     {"mean2048", 1, 1, 2048, 64, 0, NAN, NAN},
     {"long2", 1, 1, 2048, 128, 256, NAN, NAN},
+    /* Mean forecasts past the first patch (decoded by the path graphs):
+     * long's horizon, and ETTh1's 96 steps for 16 series at once. */
+    {"mean336", 1, 1, 2048, 336, 0, NAN, NAN},
+    {"batch16_mean96", 16, 1, 512, 96, 0, NAN, NAN},
 };
 #define N_MAIN_WORKLOADS 5
 

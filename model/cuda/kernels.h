@@ -103,12 +103,17 @@ int toto_k_mixture_sample(void *draws, const void *probs, const void *df, const 
  * and NaN, infinities and |x| >= half_max replaced by 0. paths [Q, T, P]
  * and last [Q, P] float64; shift, sd [Q] float64; rows [Q] and *step int64;
  * the rest as above. One launch instead of a dozen libtorch operations.
+ * When mean_only is not NULL and *mean_only != 0 (read on the device, so
+ * one captured graph serves both), draw(q, p) is the mixture's mean instead,
+ *     sum over k of probs[q, p, k] * loc[q, p, k]
+ * (float32 products summed in order of k, weights taken as they are): a
+ * mean forecast feeds it back as the next patch.
  */
 int toto_k_mixture_sample_paths(double *paths, double *last, const int64_t *step, int64_t T,
                                 const double *shift, const double *sd, double half_max,
                                 const void *probs, const void *df, const void *loc,
                                 const void *scale, const void *keys, const void *rows, int64_t Q,
-                                int64_t P, int64_t K, void *stream);
+                                int64_t P, int64_t K, const int64_t *mean_only, void *stream);
 
 /*
  * The exact mean and quantiles of the same mixture per (row q, step p), as
@@ -239,7 +244,7 @@ int toto_k_mixture_head(float *df, float *loc, float *scale, float *probs, const
  *   state_dst[q * 6 + j]      <- state_src[j * state_sj + vi * state_sv]
  *   ids_dst[q]   <- v < V ? ids_src[v * ids_stride] : -v - 2^40
  *   keys_dst[q]  <- key;   rows_dst[q] <- (first_path + n) * V + v
- *   *prefix_len_dst <- prefix_len;   *step_dst <- 0
+ *   *prefix_len_dst <- prefix_len;   *step_dst <- 0;   *mean_only_dst <- mean_only
  * Strides count elements. Every destination is dense; no source may overlap
  * a destination. float4 copies when PK, the head strides and pointers allow.
  * N == 0 writes nothing.
@@ -254,8 +259,8 @@ typedef struct toto_k_path_stage {
     const int64_t *ids_src;
     int64_t ids_stride;
     double *mean_dst, *scale_dst, *state_dst;
-    int64_t *ids_dst, *keys_dst, *rows_dst, *prefix_len_dst, *step_dst;
-    int64_t key, first_path, prefix_len, N, Vb, V;
+    int64_t *ids_dst, *keys_dst, *rows_dst, *prefix_len_dst, *step_dst, *mean_only_dst;
+    int64_t key, first_path, prefix_len, mean_only, N, Vb, V;
 } toto_k_path_stage;
 
 int toto_k_stage_paths(const toto_k_path_stage *s, void *stream);

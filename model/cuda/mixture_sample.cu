@@ -129,7 +129,18 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// The same draw, then in original units into the paths (see kernels.h).
+// The mixture's mean at one cell: float32 products summed in order of k
+// (no fused multiply-add, as libtorch's (probs * loc).sum(-1) rounds them).
+__device__ __forceinline__ float mixture_mean(const float *__restrict__ w,
+                                              const float *__restrict__ mu, int K) {
+    float s = 0.0f;
+    for (int k = 0; k < K; k++)
+        s = __fadd_rn(s, __fmul_rn(__ldg(w + k), __ldg(mu + k)));
+    return s;
+}
+
+// The same draw (or the mean), then in original units into the paths (see
+// kernels.h).
 template <bool VEC4>
 __global__ void __launch_bounds__(kThreads)
     mixture_sample_paths_kernel(double *__restrict__ paths, double *__restrict__ last,
@@ -139,14 +150,17 @@ __global__ void __launch_bounds__(kThreads)
                                 const float *__restrict__ loc, const float *__restrict__ scale,
                                 const uint64_t *__restrict__ keys,
                                 const uint64_t *__restrict__ rows, int64_t n, int P, int K,
-                                int64_t T) {
+                                int64_t T, const int64_t *__restrict__ mean_only) {
     const int64_t t = __ldg(step);
+    const bool mean = mean_only && __ldg(mean_only) != 0;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t q = i / P;
         const uint32_t p = uint32_t(i - q * P);
         const uint64_t counter = __ldg(rows + q) + (uint64_t(t) << 32);
-        const float d = draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q), counter, K);
+        const float d =
+            mean ? mixture_mean(probs + i * K, loc + i * K, K)
+                 : draw_one<VEC4>(i, q, p, probs, df, loc, scale, __ldg(keys + q), counter, K);
         // shift + sd * d rounded twice, as two separate libtorch operations would.
         double x = __dadd_rn(__ldg(shift + q), __dmul_rn(__ldg(sd + q), double(d)));
         if (!(fabs(x) < half_max)) // NaN, infinities and the extremes become 0
@@ -196,7 +210,7 @@ extern "C" int toto_k_mixture_sample_paths(double *paths, double *last, const in
                                            double half_max, const void *probs, const void *df,
                                            const void *loc, const void *scale, const void *keys,
                                            const void *rows, int64_t Q, int64_t P, int64_t K,
-                                           void *stream) {
+                                           const int64_t *mean_only, void *stream) {
     if (Q < 0 || P < 1 || P > INT32_MAX || K < 1 || K > INT32_MAX || T < 1 ||
         Q > INT64_MAX / P / K || Q > INT64_MAX / P / T)
         return int(cudaErrorInvalidValue);
@@ -215,9 +229,11 @@ extern "C" int toto_k_mixture_sample_paths(double *paths, double *last, const in
     auto *r = static_cast<const uint64_t *>(rows);
     if (vec4)
         mixture_sample_paths_kernel<true><<<grid, kThreads, 0, as_stream(stream)>>>(
-            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T);
+            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T,
+            mean_only);
     else
         mixture_sample_paths_kernel<false><<<grid, kThreads, 0, as_stream(stream)>>>(
-            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T);
+            paths, last, step, shift, sd, half_max, w, nu, mu, sigma, k, r, n, int(P), int(K), T,
+            mean_only);
     return launch_status();
 }

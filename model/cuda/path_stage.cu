@@ -43,6 +43,7 @@ __global__ void stage_paths_kernel(toto_k_path_stage s, int64_t units) {
         if (q == 0) {
             *s.prefix_len_dst = s.prefix_len;
             *s.step_dst = 0;
+            *s.mean_only_dst = s.mean_only;
         }
     }
 }
@@ -92,7 +93,7 @@ extern "C" int toto_k_stage_paths(const toto_k_path_stage *s, void *stream) {
             return int(cudaErrorInvalidValue);
     if (!s->mean_src || !s->scale_src || !s->state_src || !s->ids_src || !s->mean_dst ||
         !s->scale_dst || !s->state_dst || !s->ids_dst || !s->keys_dst || !s->rows_dst ||
-        !s->prefix_len_dst || !s->step_dst)
+        !s->prefix_len_dst || !s->step_dst || !s->mean_only_dst)
         return int(cudaErrorInvalidValue);
     if (s->N == 0)
         return 0;

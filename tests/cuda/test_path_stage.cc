@@ -84,13 +84,14 @@ void check_stage(const StageCase &c) {
     auto state_src = random_values<double>(size_t(6 * c.state_sj + c.V * c.state_sv), rng);
     auto ids_src = random_values<int64_t>(size_t(c.V * c.ids_stride), rng);
     DevBuf d_mean, d_scale, d_state, d_ids, o_mean, o_scale, o_state, o_ids, o_keys, o_rows, o_len,
-        o_step;
+        o_step, o_mean_only;
     ok = ok && d_mean.upload(mean_src) && d_scale.upload(scale_src) && d_state.upload(state_src) &&
          d_ids.upload(ids_src);
     for (DevBuf *o : {&o_mean, &o_scale, &o_ids, &o_keys, &o_rows})
         ok = ok && o->alloc(size_t(Q) * 8) && o->poison();
     ok = ok && o_state.alloc(size_t(Q) * 6 * 8) && o_state.poison() && o_len.alloc(8) &&
-         o_len.poison() && o_step.alloc(8) && o_step.poison();
+         o_len.poison() && o_step.alloc(8) && o_step.poison() && o_mean_only.alloc(8) &&
+         o_mean_only.poison();
     if (!ok)
         return;
     s.PK = c.PK;
@@ -110,6 +111,8 @@ void check_stage(const StageCase &c) {
     s.rows_dst = static_cast<int64_t *>(o_rows.p);
     s.prefix_len_dst = static_cast<int64_t *>(o_len.p);
     s.step_dst = static_cast<int64_t *>(o_step.p);
+    s.mean_only_dst = static_cast<int64_t *>(o_mean_only.p);
+    s.mean_only = c.first_path % 2; // either value, by case
     s.key = key;
     s.first_path = c.first_path;
     s.prefix_len = 37;
@@ -126,14 +129,14 @@ void check_stage(const StageCase &c) {
         wrong += ok && memcmp(got.data(), want.head[k].data(), got.size() * 4) != 0;
     }
     std::vector<double> mean, scale, state;
-    std::vector<int64_t> ids, keys, rows, len, step;
+    std::vector<int64_t> ids, keys, rows, len, step, mean_only;
     ok = ok && o_mean.download(mean) && o_scale.download(scale) && o_state.download(state) &&
          o_ids.download(ids) && o_keys.download(keys) && o_rows.download(rows) &&
-         o_len.download(len) && o_step.download(step);
+         o_len.download(len) && o_step.download(step) && o_mean_only.download(mean_only);
     if (ok) {
         wrong += mean != want.mean || scale != want.scale || state != want.state;
         wrong += ids != want.ids || keys != want.keys || rows != want.rows;
-        wrong += len[0] != 37 || step[0] != 0;
+        wrong += len[0] != 37 || step[0] != 0 || mean_only[0] != c.first_path % 2;
     }
     tap_check(ok && wrong == 0,
               "stage_paths: N %lld, %lld of %lld variates, PK %lld, head stride %lld, first path "

@@ -342,7 +342,7 @@ void check_sample_paths() {
                            static_cast<double *>(paths.p), static_cast<double *>(last.p),
                            static_cast<const int64_t *>(st.p), T, static_cast<const double *>(sh.p),
                            static_cast<const double *>(s.p), half_max, w.p, nu.p, mu.p, sg.p, k.p,
-                           r.p, Q, P, K, nullptr),
+                           r.p, Q, P, K, nullptr, nullptr),
                        "toto_k_mixture_sample_paths"))
         return;
     std::vector<double> got, got_last;
@@ -368,6 +368,66 @@ void check_sample_paths() {
               "sample_paths: %lld draws equal the plain sampler's in original units, bit for bit "
               "(%zu differ), extremes and NaN as 0 (%zu), other steps untouched (%zu written)",
               (long long)(Q * P), wrong, zeros, touched);
+}
+
+// The same kernel with *mean_only set: the mixture's mean (float32 products
+// summed in order of k) in original units, bit for bit; with it 0, draws.
+void check_sample_paths_mean() {
+    auto rng = ct::fresh_rng();
+    const int64_t Q = 37, P = 16, K = 24, T = 4, t = 2;
+    Batch b(Q, P, K);
+    fill_random(b, rng, 2.0);
+    std::vector<uint64_t> rows(static_cast<size_t>(Q), 5);
+    std::vector<double> shift(static_cast<size_t>(Q)), sd(static_cast<size_t>(Q));
+    for (int64_t q = 0; q < Q; q++) {
+        shift[size_t(q)] = 10.0 * std::normal_distribution<double>(0, 1)(rng);
+        sd[size_t(q)] = 0.5 + std::exp(std::normal_distribution<double>(0, 1)(rng));
+    }
+    const double half_max = double(FLT_MAX / 2.0f);
+    DevBuf w, nu, mu, sg, k, r, sh, s, st, flag, paths;
+    std::vector<int64_t> step = {t}, on = {1};
+    if (!w.upload(b.probs) || !nu.upload(b.df) || !mu.upload(b.loc) || !sg.upload(b.scale) ||
+        !k.upload(b.keys) || !r.upload(rows) || !sh.upload(shift) || !s.upload(sd) ||
+        !st.upload(step) || !flag.upload(on) || !paths.alloc(size_t(Q * T * P) * 8) ||
+        !paths.poison())
+        return;
+    auto launch = [&]() {
+        return ct::ok_launch(
+            toto_k_mixture_sample_paths(
+                static_cast<double *>(paths.p), nullptr, static_cast<const int64_t *>(st.p), T,
+                static_cast<const double *>(sh.p), static_cast<const double *>(s.p), half_max, w.p,
+                nu.p, mu.p, sg.p, k.p, r.p, Q, P, K, static_cast<const int64_t *>(flag.p), nullptr),
+            "toto_k_mixture_sample_paths (mean)");
+    };
+    if (!launch())
+        return;
+    std::vector<double> got;
+    paths.download(got);
+    size_t wrong = 0;
+    for (int64_t q = 0; q < Q; q++)
+        for (int64_t p = 0; p < P; p++) {
+            float m = 0.0f;
+            for (int64_t c = 0; c < K; c++) {
+                volatile float prod =
+                    b.probs[b.at(q, p) + size_t(c)] * b.loc[b.at(q, p) + size_t(c)];
+                m += prod;
+            }
+            volatile double scaled = sd[size_t(q)] * double(m);
+            wrong += got[size_t((q * T + t) * P + p)] != shift[size_t(q)] + scaled;
+        }
+    on[0] = 0; // the same graph's next replay, sampling again
+    bool sampled = CT_OK(cudaMemcpy(flag.p, on.data(), 8, cudaMemcpyHostToDevice)) && launch();
+    std::vector<double> drawn;
+    sampled = sampled && paths.download(drawn);
+    size_t same = 0;
+    for (int64_t i = 0; sampled && i < Q * P; i++) {
+        const int64_t q = i / P, p = i % P;
+        same += drawn[size_t((q * T + t) * P + p)] == got[size_t((q * T + t) * P + p)];
+    }
+    tap_check(wrong == 0 && sampled && same < size_t(Q * P / 100),
+              "sample_paths with mean_only: %lld means in original units bit for bit (%zu "
+              "differ); with it 0, draws again (%zu of %lld equal the means)",
+              (long long)(Q * P), wrong, same, (long long)(Q * P));
 }
 
 // 2^20 draws of one mixture (the same at every row and step, a new counter
@@ -525,6 +585,7 @@ int main() {
     check_replay(0.3, "df 0.3..30.3 (alpha < 1 boost)");
     check_determinism();
     check_sample_paths();
+    check_sample_paths_mean();
     check_distributions();
     return tap_done();
 }

@@ -233,6 +233,47 @@ static void test_stage_kernels(toto_model *m) {
     toto_model_free(aten);
 }
 
+/* On a GPU, mean forecasts past the first patch are decoded by the path
+ * graphs too (the mixture's mean fed back), several requests a replay: as
+ * many as the widest variate bucket (8) holds. They agree with the eager
+ * path within the bfloat16 tolerance. */
+static void test_mean_paths(toto_model *m) {
+    static const int shapes[][4] = {{3, 2, 200, 70}, {9, 1, 100, 40}, {1, 8, 64, 150}};
+    const long long want_runs[] = {1, 2, 1}; /* ceil(B / (8 / V)) */
+    unsigned seed = 31;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int B = shapes[k][0], V = shapes[k][1], T = shapes[k][2], h = shapes[k][3];
+        toto_request r[9];
+        toto_result e[9], c[9];
+        double *x[9];
+        memset(e, 0, sizeof e);
+        memset(c, 0, sizeof c);
+        for (int b = 0; b < B; b++) {
+            x[b] = random_series(V, T, &seed);
+            r[b] = (toto_request){
+                .n_variates = V, .n_steps = T, .values = x[b], .prediction_length = h};
+        }
+        toto_model_info before, after;
+        toto_model_get_info(m, &before);
+        int ok = run_on(m, "compiled", r, c, B) == 0;
+        toto_model_get_info(m, &after);
+        ok = ok && run_on(m, "eager", r, e, B) == 0;
+        double worst = ok ? 0 : INFINITY;
+        for (int b = 0; ok && b < B; b++)
+            worst = fmax(worst, spread_err(&r[b], &e[b], &c[b]));
+        const long long runs = (long long)(after.compile.path_runs - before.compile.path_runs);
+        tap_check(ok && runs == want_runs[k] && worst < 2e-2,
+                  "mean forecasts by the path graphs: %d x %d variates, horizon %d: %lld "
+                  "replay sets (want %lld), err %.2e of the spread",
+                  B, V, h, runs, want_runs[k], worst);
+        for (int b = 0; b < B; b++) {
+            toto_result_free(&e[b]);
+            toto_result_free(&c[b]);
+            free(x[b]);
+        }
+    }
+}
+
 /* A seeded sampled forecast on the compiled path repeats bit for bit. */
 static void test_seeded_repeats(toto_model *m) {
     unsigned seed = 5;
@@ -331,6 +372,7 @@ int main(void) {
     if (on_gpu()) {
         test_path_graphs(m);
         test_stage_kernels(m);
+        test_mean_paths(m);
     }
     test_switch(m);
     test_counters(m);
