@@ -7,6 +7,7 @@
 #include "forecast_codec.h"
 
 #include "json_kind.h"
+#include "utf8.h"
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -43,6 +44,10 @@ static int fail(proto_error *err, const char *field, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    /* A long field name (an unknown key is the client's text) may have been
+     * cut inside a character: the answer must stay valid UTF-8. */
+    proto_utf8_cut(err->field);
+    proto_utf8_cut(err->message);
     return -1;
 }
 

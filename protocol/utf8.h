@@ -7,6 +7,8 @@
 #ifndef TOTO_PROTO_UTF8_H
 #define TOTO_PROTO_UTF8_H
 
+#include <string.h>
+
 /* Length of the valid UTF-8 sequence at s (1-4), or 0: no overlongs, surrogates or > U+10FFFF. */
 static inline int proto_utf8_length(const unsigned char *s, const unsigned char *end) {
     unsigned c = s[0];
@@ -32,6 +34,19 @@ static inline int proto_utf8_length(const unsigned char *s, const unsigned char 
         if (s[i] < 0x80 || s[i] > 0xBF)
             return 0;
     return len;
+}
+
+/*
+ * Ends s before its first invalid or incomplete sequence. snprintf() cuts a
+ * long valid string at a byte count, possibly inside a character; after the
+ * cut the text must still be valid UTF-8, or no JSON writer takes it.
+ */
+static inline void proto_utf8_cut(char *s) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    int n;
+    while (p < end && (n = proto_utf8_length(p, end)) > 0)
+        p += n;
+    s[p - (const unsigned char *)s] = '\0';
 }
 
 #endif

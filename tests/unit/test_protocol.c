@@ -195,6 +195,35 @@ static void test_other_refusals(void) {
                    "unknown field");
 }
 
+/* An unknown key longer than the error's field and message buffers, with a
+ * two-byte character across each cut: both stay valid UTF-8 (jansson takes
+ * them), the field a prefix of the key and of the message. */
+static void test_long_unknown_field(void) {
+    char key[700], text[900];
+    size_t n = 0;
+    for (int i = 0; i < 62; i++)
+        key[n++] = 'k';
+    for (int i = 0; i < 250; i++) { /* U+00E9 from 62 on: across the cuts at 127 and 511 */
+        key[n++] = (char)0xC3;
+        key[n++] = (char)0xA9;
+    }
+    key[n] = '\0';
+    snprintf(text, sizeof text, "{\"series\": [1], \"prediction_length\": 1, \"%s\": 1}", key);
+    proto_forecast_request req;
+    proto_error err;
+    int rc = parse_text(text, &req, &err);
+    json_t *field = json_string(err.field), *message = json_string(err.message);
+    size_t len = strlen(err.field);
+    tap_check(rc == -1 && field && message && len > 0 && len < sizeof err.field &&
+                  strncmp(err.field, key, len) == 0 && strncmp(err.message, err.field, len) == 0,
+              "a long unknown key cut inside a character: field (%zu bytes) and message stay "
+              "valid UTF-8",
+              len);
+    json_decref(field);
+    json_decref(message);
+    proto_forecast_request_free(&req);
+}
+
 static void test_error_encoding(void) {
     proto_error err = {.code = PROTO_INVALID_PARAMS, .message = "quantiles[0]: bad", .field = ""};
     snprintf(err.field, sizeof err.field, "quantiles[0]");
@@ -396,6 +425,7 @@ int main(void) {
     test_integer_refusals();
     test_quantile_refusals();
     test_other_refusals();
+    test_long_unknown_field();
     test_error_encoding();
     test_error_from_model();
     test_encode_shapes();
