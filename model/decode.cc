@@ -208,6 +208,21 @@ at::Generator seeded_generator(torch::Device device, uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
 }
 
+// Rows first..first+n of every TIME layer's context keys and values into
+// job: one view operation each (they are evenly spaced in their first
+// dimension), since the host makes them while the context pass runs.
+void add_prefix_rows(const Paths &ctx, int64_t first, int64_t n, PathJob *job) {
+    auto rows = [&](const torch::Tensor &t) {
+        auto sizes = t.sizes().vec();
+        sizes[0] = n;
+        return t.as_strided(sizes, t.strides(), t.storage_offset() + first * t.stride(0));
+    };
+    for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
+        job->prefix_k.push_back(rows(ctx.cache.prefix_k[i]));
+        job->prefix_v.push_back(rows(ctx.cache.prefix_v[i]));
+    }
+}
+
 // Context rows b0..b0+n of ctx as one mean-forecast job of n * V variates
 // for the path graphs: the rows are consecutive in every tensor, and each
 // request's group ids move to a range of their own, so that the space-wise
@@ -224,15 +239,7 @@ PathJob mean_job(const Paths &ctx, int64_t b0, int64_t n, int64_t steps) {
     job.state = ctx.scaler.state().narrow(1, b0 * V, Vn);
     auto apart = torch::arange(n, ctx.ids.options()).mul_(int64_t(1) << 32).unsqueeze(1);
     job.ids = (ctx.ids.narrow(0, b0, n) + apart).reshape({1, Vn});
-    auto rows_of = [&](const torch::Tensor &t) {
-        auto sizes = t.sizes().vec();
-        sizes[0] = Vn;
-        return t.as_strided(sizes, t.strides(), t.storage_offset() + b0 * V * t.stride(0));
-    };
-    for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
-        job.prefix_k.push_back(rows_of(ctx.cache.prefix_k[i]));
-        job.prefix_v.push_back(rows_of(ctx.cache.prefix_v[i]));
-    }
+    add_prefix_rows(ctx, b0 * V, Vn, &job);
     job.paths = 1;
     job.steps = steps;
     job.mean_only = true;
@@ -320,16 +327,7 @@ PathJob path_job(const Paths &ctx, int64_t b, const toto_request &r, int64_t P) 
     job.scale = ctx.scale.narrow(0, b * V, V);
     job.state = ctx.scaler.state().narrow(1, b * V, V);
     job.ids = ctx.ids.narrow(0, b, 1);
-    // Rows b*V.. of every layer's keys and values: one view operation each.
-    auto rows_of = [&](const torch::Tensor &t) {
-        auto sizes = t.sizes().vec();
-        sizes[0] = V;
-        return t.as_strided(sizes, t.strides(), t.storage_offset() + b * V * t.stride(0));
-    };
-    for (size_t i = 0; i < ctx.cache.prefix_k.size() && ctx.cache.prefix_len > 0; i++) {
-        job.prefix_k.push_back(rows_of(ctx.cache.prefix_k[i]));
-        job.prefix_v.push_back(rows_of(ctx.cache.prefix_v[i]));
-    }
+    add_prefix_rows(ctx, b * V, V, &job);
     job.seed = r.seed;
     job.paths = r.num_samples;
     job.steps = ceil_div(r.prediction_length, P);

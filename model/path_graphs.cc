@@ -150,8 +150,8 @@ void PathGraphs::step(Bucket &b) {
     sample(b);
     const torch::Tensor &xn = b.last; // [Q, P]
     torch::Tensor mean, scale, z;
-    const bool fused = fused::available_on(xn.device());
-    if (fused) { // updates b.state, b.mean and b.scale in place
+    const bool kernels = fused::available_on(xn.device());
+    if (kernels) { // updates b.state, b.mean and b.scale in place
         auto s =
             fused::patch_scaler(xn, {}, b.state, true, P, cfg.stabilize_with_global,
                                 cfg.scale_factor_exponent, net_.input_dtype(), b.mean, b.scale);
@@ -178,7 +178,7 @@ void PathGraphs::step(Bucket &b) {
     }
     auto hidden = net_.decode_step_static(z, b.ids, pos, b.buf);
     net_.head_into(hidden.select(2, 0), b.head);
-    if (!fused) {
+    if (!kernels) {
         b.mean.copy_(mean);
         b.scale.copy_(scale);
     }
