@@ -121,17 +121,60 @@ static int parse_daemon_fields(const json_t *params, job *j, proto_error *err) {
     return 0;
 }
 
+/* A lone forecast call's params as a parse thread typed them (dispatch_prepare_line). */
+typedef struct prepared_forecast {
+    int rc; /* proto_forecast_parse_numbers(): 0, req filled; -1, err says why */
+    proto_forecast_request req;
+    proto_error err;
+} prepared_forecast;
+
+static void prepared_forecast_free(void *data) {
+    prepared_forecast *pf = data;
+    proto_forecast_request_free(&pf->req);
+    free(pf);
+}
+
+void dispatch_prepare_line(parsed_line *l) {
+    const json_t *method = json_object_get(l->doc, "method");
+    const json_t *params = json_object_get(l->doc, "params");
+    if (!json_is_object(l->doc) || !json_is_string(method) ||
+        strcmp(json_string_value(method), "forecast") != 0 || !json_is_object(params))
+        return; /* the loop judges everything else as before */
+    prepared_forecast *pf = calloc(1, sizeof *pf);
+    if (!pf)
+        return; /* the loop parses the params itself */
+    pf->rc = proto_forecast_parse_numbers(params, l->numbers, &pf->req, &pf->err);
+    l->prepared = (line_prepared){pf, prepared_forecast_free};
+}
+
+/* The forecast's typed params: from a parse thread's work (taken: pf keeps nothing), or parsed
+ * here. */
+static int forecast_params(const json_t *params, proto_numbers *numbers, prepared_forecast *pf,
+                           proto_forecast_request *out, proto_error *err) {
+    if (!pf)
+        return proto_forecast_parse_numbers(params, numbers, out, err);
+    if (pf->rc) {
+        *err = pf->err;
+        return -1;
+    }
+    *out = pf->req;
+    memset(&pf->req, 0, sizeof pf->req);
+    return 0;
+}
+
 /*
- * Parses and checks a forecast's params into j. toto_request_validate() runs
- * here, on the loop thread, while the worker may be inside toto_forecast():
- * it only reads the limits and the configuration fixed by toto_model_open()
- * (model/toto.cc), so refusing a bad request needs no trip through the queue.
+ * Parses and checks a forecast's params into j (pf: already typed by a parse
+ * thread, or NULL). toto_request_validate() runs here, on the loop thread,
+ * while the worker may be inside toto_forecast(): it only reads the limits
+ * and the configuration fixed by toto_model_open() (model/toto.cc), so
+ * refusing a bad request needs no trip through the queue; a reload frees
+ * models on this thread, which is why validation does not move to the parse
+ * threads with the parsing.
  */
-static int prepare_forecast(server *s, const json_t *params, proto_numbers *numbers, job *j,
-                            proto_error *err) {
+static int prepare_forecast(server *s, const json_t *params, proto_numbers *numbers,
+                            prepared_forecast *pf, job *j, proto_error *err) {
     char message[512];
-    if (parse_daemon_fields(params, j, err) ||
-        proto_forecast_parse_numbers(params, numbers, &j->req, err) ||
+    if (parse_daemon_fields(params, j, err) || forecast_params(params, numbers, pf, &j->req, err) ||
         observe_parse_time_axis(params, j, err))
         return -1;
     int rc =
@@ -192,8 +235,8 @@ static int enqueue(server *s, conn *c, rpc_batch *b, job *j, dispatch_refusal *r
  * answer comes through dispatch_complete(); -1: refused, *r says why.
  */
 static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, const json_t *params,
-                           proto_numbers *numbers, bool bare, uint64_t received_ns,
-                           dispatch_refusal *r) {
+                           proto_numbers *numbers, prepared_forecast *pf, bool bare,
+                           uint64_t received_ns, dispatch_refusal *r) {
     char message[200];
     proto_error err;
     if (!json_is_object(params))
@@ -212,7 +255,7 @@ static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, c
     if (!j)
         return refuse(r, PROTO_INTERNAL_ERROR, "internal error: out of memory", NULL);
     j->bare = bare;
-    if (prepare_forecast(s, params, numbers, j, &err)) {
+    if (prepare_forecast(s, params, numbers, pf, j, &err)) {
         job_free(j);
         return refuse(r, err.code, err.message,
                       err.field[0] ? json_pack("{s:s}", "field", err.field) : NULL);
@@ -226,18 +269,18 @@ static int submit_forecast(server *s, conn *c, rpc_batch *b, const json_t *id, c
 int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *numbers,
                       uint64_t received_ns, dispatch_refusal *r) {
     s->metrics.requests[METHOD_FORECAST]++;
-    int rc = submit_forecast(s, c, NULL, NULL, params, numbers, true, received_ns, r);
+    int rc = submit_forecast(s, c, NULL, NULL, params, numbers, NULL, true, received_ns, r);
     if (rc)
         metrics_count_error(&s->metrics, r->code);
     return rc;
 }
 
 static void rpc_forecast(server *s, conn *c, rpc_batch *b, const rpc_call *call,
-                         proto_numbers *numbers, uint64_t received_ns) {
+                         proto_numbers *numbers, prepared_forecast *pf, uint64_t received_ns) {
     dispatch_refusal r;
     if (call->notification)
         return; /* nothing could carry its result: not computed */
-    if (submit_forecast(s, c, b, call->id, call->params, numbers, false, received_ns, &r))
+    if (submit_forecast(s, c, b, call->id, call->params, numbers, pf, false, received_ns, &r))
         reply_error(s, c, b, call->id, r.code, r.message, r.data);
 }
 
@@ -304,7 +347,7 @@ static void rpc_other(server *s, conn *c, rpc_batch *b, const rpc_call *call,
 }
 
 static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
-                         proto_numbers *numbers, uint64_t received_ns) {
+                         proto_numbers *numbers, prepared_forecast *pf, uint64_t received_ns) {
     rpc_call call;
     const char *why;
     dispatch_refusal r;
@@ -324,7 +367,7 @@ static void dispatch_one(server *s, conn *c, rpc_batch *b, const json_t *msg,
             reply_refusal(s, c, b, call.id, &r);
         }
     } else if (method == METHOD_FORECAST) {
-        rpc_forecast(s, c, b, &call, numbers, received_ns);
+        rpc_forecast(s, c, b, &call, numbers, pf, received_ns);
     } else if (!call.notification) { /* JSON-RPC: a notification is never answered */
         rpc_other(s, c, b, &call, method);
     }
@@ -342,7 +385,7 @@ static void dispatch_batch(server *s, conn *c, const json_t *array, proto_number
     conn_hold(c);
     size_t i;
     const json_t *msg;
-    json_array_foreach(array, i, msg) dispatch_one(s, c, b, msg, numbers, received_ns);
+    json_array_foreach(array, i, msg) dispatch_one(s, c, b, msg, numbers, NULL, received_ns);
     batch_release(b);
 }
 
@@ -353,9 +396,10 @@ static bool blank(const char *line, size_t len) {
     return true;
 }
 
-/* A line read and parsed (doc NULL: jerr says why); doc and numbers are freed here. */
+/* A line read and parsed (doc NULL: jerr says why; pf: a lone forecast's
+ * params typed off the loop, or NULL); doc and numbers are freed here. */
 static void dispatch_doc(server *s, conn *c, json_t *doc, proto_numbers *numbers,
-                         const json_error_t *jerr, uint64_t received_ns) {
+                         prepared_forecast *pf, const json_error_t *jerr, uint64_t received_ns) {
     char message[300];
     if (!doc) {
         s->metrics.requests[METHOD_OTHER]++;
@@ -368,7 +412,7 @@ static void dispatch_doc(server *s, conn *c, json_t *doc, proto_numbers *numbers
     } else if (json_is_array(doc)) {
         dispatch_batch(s, c, doc, numbers, received_ns);
     } else {
-        dispatch_one(s, c, NULL, doc, numbers, received_ns);
+        dispatch_one(s, c, NULL, doc, numbers, pf, received_ns);
     }
     json_decref(doc);
     proto_numbers_free(numbers);
@@ -403,7 +447,7 @@ void dispatch_line(server *s, conn *c, const char *line, size_t len) {
     }
     proto_numbers *numbers; /* the series, typed: no json_t per number */
     json_t *doc = proto_json_read_numbers(line, len, &jerr, &numbers);
-    dispatch_doc(s, c, doc, numbers, &jerr, received_ns);
+    dispatch_doc(s, c, doc, numbers, NULL, &jerr, received_ns);
 }
 
 void dispatch_parsed_line(void *ctx, parsed_line *l) {
@@ -412,7 +456,8 @@ void dispatch_parsed_line(void *ctx, parsed_line *l) {
     c->parsing--;
     /* A connection closed meanwhile cannot hear an answer: nothing is computed for it. */
     if (!c->closing) {
-        dispatch_doc(s, c, l->doc, l->numbers, &l->jerr, l->received_ns); /* frees them */
+        dispatch_doc(s, c, l->doc, l->numbers, l->prepared.data, &l->jerr,
+                     l->received_ns); /* frees doc and numbers; pf is freed with l */
         l->doc = NULL;
         l->numbers = NULL;
     }

@@ -26,10 +26,10 @@ static void on_check(uv_check_t *h) {
 }
 
 void io_threads_start(io_threads *t, uv_loop_t *loop, int n, uint64_t poll_ns,
-                      parse_deliver_fn deliver, void *ctx) {
+                      parse_prepare_fn prepare, parse_deliver_fn deliver, void *ctx) {
     if (n <= 0)
         return;
-    if (parse_pool_start(&t->parse, loop, n, poll_ns, deliver, ctx) == 0)
+    if (parse_pool_start(&t->parse, loop, n, poll_ns, prepare, deliver, ctx) == 0)
         t->parse_on = true;
     else
         log_msg(TLOG_WARNING, "cannot start %d parse threads: request lines parse on the loop", n);

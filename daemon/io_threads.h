@@ -30,10 +30,11 @@ typedef struct io_threads {
 } io_threads;
 
 /* n threads of each kind (helpers poll poll_ns for work before sleeping);
- * parsed lines go to deliver(ctx, line). Logs and carries on without what
+ * a parse thread runs prepare (may be NULL) on each parsed line, then the
+ * loop gets it through deliver(ctx, line). Logs and carries on without what
  * cannot start. */
 void io_threads_start(io_threads *t, uv_loop_t *loop, int n, uint64_t poll_ns,
-                      parse_deliver_fn deliver, void *ctx);
+                      parse_prepare_fn prepare, parse_deliver_fn deliver, void *ctx);
 /* A new JSON-RPC socket connection: its answers are deferred and flushed together. */
 void io_threads_adopt(io_threads *t, conn *c);
 /* Answers written by the helper threads so far. */

@@ -9,6 +9,8 @@
 void parsed_line_free(parsed_line *l) {
     if (!l)
         return;
+    if (l->prepared.data)
+        l->prepared.free(l->prepared.data);
     json_decref(l->doc);
     proto_numbers_free(l->numbers);
     free(l);
@@ -39,6 +41,8 @@ static void parse_thread(void *arg) {
         p->next = l->next;
         uv_mutex_unlock(&p->lock);
         l->doc = proto_json_read_numbers(l->line, l->len, &l->jerr, &l->numbers);
+        if (l->doc && p->prepare)
+            p->prepare(l);
         uv_mutex_lock(&p->lock);
         l->parsed = true;
         /* Only the head's parse lets the loop deliver anything; a line parsed
@@ -73,9 +77,10 @@ static void on_arrived(uv_async_t *a) {
 }
 
 int parse_pool_start(parse_pool *p, uv_loop_t *loop, int n_threads, uint64_t poll_ns,
-                     parse_deliver_fn deliver, void *ctx) {
+                     parse_prepare_fn prepare, parse_deliver_fn deliver, void *ctx) {
     memset(p, 0, sizeof *p);
     p->poll_ns = poll_ns;
+    p->prepare = prepare;
     p->deliver = deliver;
     p->ctx = ctx;
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);

@@ -26,6 +26,16 @@
 #include "conn.h"
 #include "json_read.h"
 
+/*
+ * What the pool's prepare function made of a parsed document, off the loop:
+ * freed by its own free function unless the loop took it (prepared set to
+ * NULL).
+ */
+typedef struct line_prepared {
+    void *data;
+    void (*free)(void *data);
+} line_prepared;
+
 /* One line, then its parse: doc and numbers (both NULL with jerr on a parse error). */
 typedef struct parsed_line {
     struct parsed_line *next;
@@ -34,6 +44,7 @@ typedef struct parsed_line {
     json_t *doc;
     proto_numbers *numbers;
     json_error_t jerr;
+    line_prepared prepared; /* data NULL: nothing prepared */
     bool parsed;
     size_t len;
     char line[]; /* len bytes, not terminated */
@@ -41,6 +52,9 @@ typedef struct parsed_line {
 
 /* Takes a parsed line (in submission order) and frees it with parsed_line_free. */
 typedef void (*parse_deliver_fn)(void *ctx, parsed_line *p);
+/* Runs on a parse thread after a successful parse: may fill l->prepared
+ * from l->doc and l->numbers alone (nothing the loop owns). */
+typedef void (*parse_prepare_fn)(parsed_line *l);
 
 typedef struct parse_pool {
     uv_thread_t *threads;
@@ -56,6 +70,7 @@ typedef struct parse_pool {
     bool stopping;
     uv_async_t arrived; /* the line at head is parsed */
     parse_deliver_fn deliver;
+    parse_prepare_fn prepare; /* or NULL */
     void *ctx;
 } parse_pool;
 
@@ -63,7 +78,7 @@ typedef struct parse_pool {
  * thread that finds no line polls for one up to poll_ns before it sleeps
  * (a wake-up costs 20-100 µs on a virtual machine, more than a parse). 0 or -1. */
 int parse_pool_start(parse_pool *p, uv_loop_t *loop, int n_threads, uint64_t poll_ns,
-                     parse_deliver_fn deliver, void *ctx);
+                     parse_prepare_fn prepare, parse_deliver_fn deliver, void *ctx);
 /* Queues a copy of line for parsing. 0, or -1 (out of memory: parse it inline). */
 int parse_pool_submit(parse_pool *p, conn *c, const char *line, size_t len, uint64_t received_ns);
 /* The async handle, for the server's last close. */

@@ -374,7 +374,8 @@ int server_listen(server *s, worker *workers, int n_workers) {
     s->info = workers[0].info;
     if (!s->cfg->stdio)
         io_threads_start(&s->io, s->loop, (int)s->cfg->io_threads,
-                         (uint64_t)s->cfg->handoff_poll_us * 1000u, dispatch_parsed_line, s);
+                         (uint64_t)s->cfg->handoff_poll_us * 1000u, dispatch_prepare_line,
+                         dispatch_parsed_line, s);
     for (int i = 0; i < n_workers; i++) {
         if (worker_start(&workers[i])) {
             log_msg(TLOG_ERR, "cannot start inference worker %d", i);

@@ -85,12 +85,21 @@ def check_order(tap, d):
         m["params"]["prediction_length"] = 0  # refused at dispatch, after the parse
         bad.append(m)
     c.send(*bad)
-    ids = [c.recv()["id"] for _ in range(60)]
+    answers = [c.recv() for _ in range(60)]
+    ids = [a["id"] for a in answers]
     c.close()
     for t in load:
         t.join(180)
     tap.ok(ids == ["bad-%d" % k for k in range(60)],
            "60 refused forecasts pipelined under load: answered in the order sent", ids[:10])
+    # The long ones' params were typed by a parse thread, the short ones' on
+    # the loop: the same refusal either way.
+    errors = [a.get("error", {}) for a in answers]
+    same = all(e.get("code") == -32602 and e.get("data", {}).get("field") == "prediction_length"
+               and e.get("message", "").startswith("prediction_length:")
+               and e.get("message") == errors[0].get("message") for e in errors)
+    tap.ok(same, "and each refusal names prediction_length, alike from the threads and the loop",
+           errors[:2])
 
 
 def check_errors_and_batches(tap, d, want):
