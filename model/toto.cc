@@ -210,6 +210,13 @@ int validate_series(const toto_request *r, const toto_model_params &p, char *err
                   p.max_context_length);
         return TOTO_EINVAL;
     }
+    return TOTO_OK;
+}
+
+// toto_values_check(): what of a request needs no model.
+int check_values(const toto_request *r, char *err, size_t len) {
+    if (r->n_variates < 1 || r->n_steps < 1 || !r->values)
+        return TOTO_OK; // no values: the series' own check says so
     bool any_observed = false;
     for (int64_t i = 0; i < int64_t(r->n_variates) * r->n_steps; i++) {
         if (std::isinf(r->values[i])) {
@@ -384,9 +391,27 @@ int toto_model_set_path(toto_model *model, const char *path, char *err, size_t e
     return TOTO_OK;
 }
 
+int toto_values_check(const toto_request *req, char *err, size_t err_len) {
+    return check_values(req, err, err_len);
+}
+
 int toto_request_validate(const toto_model *model, const toto_request *req, char *err,
                           size_t err_len) {
     int rc = validate_series(req, model->params, err, err_len);
+    if (rc == TOTO_OK)
+        rc = check_values(req, err, err_len);
+    if (rc == TOTO_OK)
+        rc = validate_outputs(req, model->params, model->info.config.patch_size, err, err_len);
+    return rc;
+}
+
+int toto_request_validate_checked(const toto_model *model, const toto_request *req, int values_rc,
+                                  const char *values_err, char *err, size_t err_len) {
+    int rc = validate_series(req, model->params, err, err_len);
+    if (rc == TOTO_OK && values_rc != TOTO_OK) {
+        set_error(err, err_len, "%s", values_err ? values_err : "series: invalid values");
+        rc = values_rc;
+    }
     if (rc == TOTO_OK)
         rc = validate_outputs(req, model->params, model->info.config.patch_size, err, err_len);
     return rc;

@@ -188,6 +188,24 @@ int toto_request_validate(const toto_model *model, const toto_request *req, char
                           size_t err_len);
 
 /*
+ * The checks of a request's values that need no model: no infinite value,
+ * at least one observed (not NaN) one. TOTO_OK, or TOTO_EINVAL with the
+ * message toto_request_validate() would give. Reads only req: safe on any
+ * thread without a model (totod runs it where it parses the request).
+ */
+int toto_values_check(const toto_request *req, char *err, size_t err_len);
+
+/*
+ * toto_request_validate() for a request whose values toto_values_check()
+ * has judged already (values_rc, values_err: its result), without reading
+ * them again: the same checks in the same order, that result reported
+ * where toto_request_validate() reports its own (after the series' limits,
+ * before the outputs').
+ */
+int toto_request_validate_checked(const toto_model *model, const toto_request *req, int values_rc,
+                                  const char *values_err, char *err, size_t err_len);
+
+/*
  * Runs n requests as one batch and fills results[0..n). Each result is the
  * same as the request would get alone: in float64 to 1e-12 (relative); in
  * float32 up to the last bits of matrix products, where the BLAS picks its

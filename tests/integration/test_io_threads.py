@@ -100,6 +100,27 @@ def check_order(tap, d):
                and e.get("message") == errors[0].get("message") for e in errors)
     tap.ok(same, "and each refusal names prediction_length, alike from the threads and the loop",
            errors[:2])
+    # Values judged by a parse thread (no model needed), limits by the loop:
+    # every value missing is refused on series, and a series over the model's
+    # limit still on its limit first (long lines under load, then one short).
+    load = pipelined(d, 2, 200, result, lock)
+    c = d.client()
+    empty = {"jsonrpc": "2.0", "id": "empty", "method": "forecast",
+             "params": {"series": [None] * 300, "prediction_length": 8}}
+    wide = {"jsonrpc": "2.0", "id": "wide", "method": "forecast",
+            "params": {"series": [[None] * 4] * 600, "prediction_length": 8}}
+    short = {"jsonrpc": "2.0", "id": "short", "method": "forecast",
+             "params": {"series": [None] * 4, "prediction_length": 8}}
+    c.send(empty, wide, short)
+    got = {a["id"]: a.get("error", {}) for a in (c.recv(), c.recv(), c.recv())}
+    c.close()
+    for t in load:
+        t.join(180)
+    missing = "series: no observed value (every value is missing)"
+    tap.ok(got["empty"].get("message") == missing and got["short"].get("message") == missing
+           and "variates, the limit is" in got["wide"].get("message", ""),
+           "a series with every value missing: refused alike from the threads and the loop; "
+           "one over the variates' limit refused on the limit first", got)
 
 
 def check_errors_and_batches(tap, d, want):

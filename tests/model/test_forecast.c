@@ -136,6 +136,39 @@ static void test_inputs_that_work(toto_model *m) {
     expect_works(m, &s.req, "several groups, sampled");
 }
 
+/* toto_values_check() judges the values alone; toto_request_validate_checked()
+ * takes its result instead of reading them, and reports each error where
+ * toto_request_validate() does: the series' limits, then the values, then
+ * the outputs. */
+static void test_checked_validation(toto_model *m) {
+    static test_series s;
+    char e1[256], e2[256];
+    make_series(&s, 2, 50, 10, 0, 1.0, 1.0);
+    s.values[57] = INFINITY;
+    int values_rc = toto_values_check(&s.req, e1, sizeof e1);
+    int rc = toto_request_validate_checked(m, &s.req, values_rc, e1, e2, sizeof e2);
+    tap_check(values_rc == TOTO_EINVAL && rc == TOTO_EINVAL && !strcmp(e1, e2) &&
+                  strstr(e2, "series[1][7]"),
+              "checked: a bad value judged apart is reported as validate reports it (%s)", e2);
+    s.req.prediction_length = 0; /* outputs: after the values */
+    rc = toto_request_validate_checked(m, &s.req, values_rc, e1, e2, sizeof e2);
+    tap_check(rc == TOTO_EINVAL && strstr(e2, "series[1][7]"),
+              "checked: the values' error comes before the outputs' (%s)", e2);
+    s.req.n_variates = 1 << 20; /* over any limit: the series' limits come before the values */
+    int plain = toto_request_validate(m, &s.req, e1, sizeof e1);
+    rc = toto_request_validate_checked(m, &s.req, TOTO_EINVAL, "series[1][7]: infinite value", e2,
+                                       sizeof e2);
+    tap_check(plain == TOTO_EINVAL && rc == TOTO_EINVAL && !strcmp(e1, e2) &&
+                  strstr(e2, "variates"),
+              "checked: the series' limits come before the values (%s)", e2);
+    make_series(&s, 2, 50, 10, 0, 1.0, 1.0);
+    s.values[3] = INFINITY; /* judged fine elsewhere: not read again */
+    rc = toto_request_validate_checked(m, &s.req, TOTO_OK, NULL, e2, sizeof e2);
+    s.values[3] = 1.0;
+    tap_check(rc == TOTO_OK && toto_values_check(&s.req, e1, sizeof e1) == TOTO_OK,
+              "checked: values judged fine are not read again");
+}
+
 static void test_refusals(toto_model *m) {
     static test_series s;
     make_series(&s, 2, 50, 10, 0, 1.0, 1.0);
@@ -383,6 +416,7 @@ int main(void) {
     test_info(m64);
     test_inputs_that_work(m32);
     test_refusals(m32);
+    test_checked_validation(m32);
     test_batch_invariance(m64);
     test_seeds(m32);
     test_exact_quantiles(m64, 16);
