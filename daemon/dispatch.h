@@ -35,8 +35,9 @@ int dispatch_forecast(server *s, conn *c, const json_t *params, proto_numbers *n
  * load by the parse threads, coming back through dispatch_parsed_line(). */
 void dispatch_line(server *s, conn *c, const char *line, size_t len);
 /* On a parse thread: a lone forecast call's params typed into its request
- * (proto_forecast_parse_numbers), so that the loop only checks and queues
- * it. Reads nothing but the line's own document. */
+ * (proto_forecast_parse_numbers) and its values checked (toto_values_check),
+ * so that the loop only checks the limits and queues it. Reads nothing but
+ * the line's own document. */
 void dispatch_prepare_line(parsed_line *l);
 /* A line the parse threads parsed (ctx: the server); frees it. */
 void dispatch_parsed_line(void *ctx, parsed_line *l);

@@ -27,9 +27,9 @@
 #include "json_read.h"
 
 /*
- * What the pool's prepare function made of a parsed document, off the loop:
- * freed by its own free function unless the loop took it (prepared set to
- * NULL).
+ * What the pool's prepare function made of a parsed document, off the loop;
+ * freed with the line by its own free function (what the loop keeps of it,
+ * it moves out first).
  */
 typedef struct line_prepared {
     void *data;

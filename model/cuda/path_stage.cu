@@ -16,8 +16,7 @@ constexpr int kStateWidth = 6;
 
 // One thread per (row q, unit u of the row's P*K head values); the thread of
 // unit 0 also writes the row's scalars, the first thread the step counters.
-template <typename U>
-__global__ void stage_paths_kernel(toto_k_path_stage s, int64_t units) {
+template <typename U> __global__ void stage_paths_kernel(toto_k_path_stage s, int64_t units) {
     const int64_t total = s.N * s.Vb * units;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
          i += int64_t(gridDim.x) * blockDim.x) {
@@ -52,8 +51,8 @@ __global__ void stage_paths_kernel(toto_k_path_stage s, int64_t units) {
 template <typename U> __global__ void strided_copies_kernel(toto_k_strided_copies c) {
     const int64_t r = blockIdx.x, a = r / c.rows_b, b = r % c.rows_b;
     const int k = blockIdx.y;
-    const U *src = reinterpret_cast<const U *>(static_cast<const char *>(c.src[k]) +
-                                               a * c.src_sa + b * c.src_sb);
+    const U *src = reinterpret_cast<const U *>(static_cast<const char *>(c.src[k]) + a * c.src_sa +
+                                               b * c.src_sb);
     U *dst = reinterpret_cast<U *>(static_cast<char *>(c.dst[k]) + a * c.dst_sa + b * c.dst_sb);
     const int64_t n = c.row_bytes / int64_t(sizeof(U));
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
@@ -100,8 +99,8 @@ extern "C" int toto_k_stage_paths(const toto_k_path_stage *s, void *stream) {
     // float4 units when every row of P*K starts 16-byte aligned.
     bool vec4 = s->PK % 4 == 0;
     for (int k = 0; k < 4 && vec4; k++)
-        vec4 = aligned16(s->head_src[k]) && aligned16(s->head_dst[k]) &&
-               s->head_vstride[k] % 4 == 0;
+        vec4 =
+            aligned16(s->head_src[k]) && aligned16(s->head_dst[k]) && s->head_vstride[k] % 4 == 0;
     const int64_t units = vec4 ? s->PK / 4 : s->PK;
     const int64_t blocks = blocks_for(s->N * s->Vb * units);
     if (vec4)

@@ -99,6 +99,41 @@ static double spread_err(const toto_request *r, const toto_result *a, const toto
     return worst / (hi - lo);
 }
 
+/*
+ * B random mean-forecast requests of one shape (V variates, T steps, horizon
+ * h, B <= 9) on the compiled path, then the eager one: the worst spread_err,
+ * INFINITY when a run fails; *path_runs gets the path-graph runs of the
+ * compiled call.
+ */
+static double compiled_vs_eager(toto_model *m, int B, int V, int T, int h, unsigned *seed,
+                                long long *path_runs) {
+    toto_request r[9];
+    toto_result e[9], c[9];
+    double *x[9];
+    memset(e, 0, sizeof e); /* freed whatever happens */
+    memset(c, 0, sizeof c);
+    for (int b = 0; b < B; b++) {
+        x[b] = random_series(V, T, seed);
+        r[b] =
+            (toto_request){.n_variates = V, .n_steps = T, .values = x[b], .prediction_length = h};
+    }
+    toto_model_info before, after;
+    toto_model_get_info(m, &before);
+    int ok = run_on(m, "compiled", r, c, B) == 0;
+    toto_model_get_info(m, &after);
+    *path_runs = (long long)(after.compile.path_runs - before.compile.path_runs);
+    ok = ok && run_on(m, "eager", r, e, B) == 0;
+    double worst = ok ? 0 : INFINITY;
+    for (int b = 0; ok && b < B; b++)
+        worst = fmax(worst, spread_err(&r[b], &e[b], &c[b]));
+    for (int b = 0; b < B; b++) {
+        toto_result_free(&e[b]);
+        toto_result_free(&c[b]);
+        free(x[b]);
+    }
+    return worst;
+}
+
 /* Random batches: B requests of one shape (V, T, h), mean forecasts. */
 static void test_agrees_with_eager(toto_model *m, double tol) {
     static const int shapes[][4] = {{1, 1, 512, 8},  {1, 1, 100, 40}, {3, 2, 64, 16},
@@ -107,31 +142,12 @@ static void test_agrees_with_eager(toto_model *m, double tol) {
     unsigned seed = 99;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const int B = shapes[k][0], V = shapes[k][1], T = shapes[k][2], h = shapes[k][3];
-        toto_request r[9];
-        toto_result e[9], c[9];
-        double *x[9];
-        memset(e, 0, sizeof e); /* freed whatever happens */
-        memset(c, 0, sizeof c);
-        for (int b = 0; b < B; b++) {
-            x[b] = random_series(V, T, &seed);
-            r[b] = (toto_request){
-                .n_variates = V, .n_steps = T, .values = x[b], .prediction_length = h};
-        }
-        double worst = INFINITY;
-        if (run_on(m, "eager", r, e, B) == 0 && run_on(m, "compiled", r, c, B) == 0) {
-            worst = 0;
-            for (int b = 0; b < B; b++)
-                worst = fmax(worst, spread_err(&r[b], &e[b], &c[b]));
-        }
+        long long runs;
+        double worst = compiled_vs_eager(m, B, V, T, h, &seed, &runs);
         tap_check(worst < tol,
                   "compiled = eager: %d x %d variates, %d steps, horizon %d "
                   "(err %.2e of the spread, tol %.0e)",
                   B, V, T, h, worst, tol);
-        for (int b = 0; b < B; b++) {
-            toto_result_free(&e[b]);
-            toto_result_free(&c[b]);
-            free(x[b]);
-        }
     }
 }
 
@@ -243,34 +259,12 @@ static void test_mean_paths(toto_model *m) {
     unsigned seed = 31;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const int B = shapes[k][0], V = shapes[k][1], T = shapes[k][2], h = shapes[k][3];
-        toto_request r[9];
-        toto_result e[9], c[9];
-        double *x[9];
-        memset(e, 0, sizeof e);
-        memset(c, 0, sizeof c);
-        for (int b = 0; b < B; b++) {
-            x[b] = random_series(V, T, &seed);
-            r[b] = (toto_request){
-                .n_variates = V, .n_steps = T, .values = x[b], .prediction_length = h};
-        }
-        toto_model_info before, after;
-        toto_model_get_info(m, &before);
-        int ok = run_on(m, "compiled", r, c, B) == 0;
-        toto_model_get_info(m, &after);
-        ok = ok && run_on(m, "eager", r, e, B) == 0;
-        double worst = ok ? 0 : INFINITY;
-        for (int b = 0; ok && b < B; b++)
-            worst = fmax(worst, spread_err(&r[b], &e[b], &c[b]));
-        const long long runs = (long long)(after.compile.path_runs - before.compile.path_runs);
-        tap_check(ok && runs == want_runs[k] && worst < 2e-2,
+        long long runs;
+        double worst = compiled_vs_eager(m, B, V, T, h, &seed, &runs);
+        tap_check(runs == want_runs[k] && worst < 2e-2,
                   "mean forecasts by the path graphs: %d x %d variates, horizon %d: %lld "
                   "replay sets (want %lld), err %.2e of the spread",
                   B, V, h, runs, want_runs[k], worst);
-        for (int b = 0; b < B; b++) {
-            toto_result_free(&e[b]);
-            toto_result_free(&c[b]);
-            free(x[b]);
-        }
     }
 }
 
