@@ -51,12 +51,15 @@ static json_t *per_worker_json(server *s) {
         worker_get_stats(&s->workers[i], &st);
         toto_model_get_info(worker_model(&s->workers[i]), &info);
         double busy_s = st.busy ? (double)(uv_hrtime() - st.busy_since_ns) / 1e9 : 0;
+        /* Its rate is the device's utilization by totod: the call under way counts too. */
+        double busy_total_s = (double)st.busy_ns / 1e9 + busy_s;
         json_array_append_new(
-            all, json_pack("{s:i, s:s, s:s, s:b, s:b, s:f, s:I, s:I, s:i, s:b}", "index", i,
+            all, json_pack("{s:i, s:s, s:s, s:b, s:b, s:f, s:f, s:I, s:I, s:i, s:b}", "index", i,
                            "device", info.device, "path", info.path, "in_rotation",
-                           !st.out_of_rotation, "busy", st.busy, "busy_s", busy_s, "batches",
-                           (json_int_t)st.batches, "failed_batches", (json_int_t)st.failed_batches,
-                           "failed_in_a_row", st.failed_in_a_row, "on_fallback", st.on_fallback));
+                           !st.out_of_rotation, "busy", st.busy, "busy_s", busy_s,
+                           "busy_seconds_total", busy_total_s, "batches", (json_int_t)st.batches,
+                           "failed_batches", (json_int_t)st.failed_batches, "failed_in_a_row",
+                           st.failed_in_a_row, "on_fallback", st.on_fallback));
     }
     return all;
 }

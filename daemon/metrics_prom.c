@@ -226,6 +226,36 @@ static void add_windows(text *t, const json_t *m) {
     }
 }
 
+/* One sample name{worker="i",device="d"} x per inference worker. */
+static void add_per_worker(text *t, const json_t *m, const char *key, const char *name,
+                           const char *type, const char *help) {
+    size_t i;
+    const json_t *w;
+    add_family(t, name, type, help);
+    json_array_foreach(json_object_get(m, "per_worker"), i, w) {
+        const json_t *device = json_object_get(w, "device");
+        const json_t *v = json_object_get(w, key);
+        add(t, "%s{worker=\"%zu\",device=\"", name, i);
+        add_label_value(t, json_is_string(device) ? json_string_value(device) : "");
+        add(t, "\"} %.17g\n", json_is_boolean(v) ? (double)json_is_true(v) : number(v));
+    }
+}
+
+/* Each inference worker (one per device): what it did, and whether it takes batches. */
+static void add_workers(text *t, const json_t *m) {
+    add_per_worker(t, m, "batches", "totod_worker_batches_total", "counter",
+                   "Model calls, by inference worker (device).");
+    add_per_worker(t, m, "failed_batches", "totod_worker_failed_batches_total", "counter",
+                   "Model calls that failed as a whole, by inference worker.");
+    add_per_worker(t, m, "busy_seconds_total", "totod_worker_busy_seconds_total", "counter",
+                   "Seconds inside model calls, by inference worker: its rate is the device's "
+                   "utilization by totod.");
+    add_per_worker(t, m, "in_rotation", "totod_worker_in_rotation", "gauge",
+                   "1 while the worker takes batches; 0 once it left after failed calls.");
+    add_per_worker(t, m, "busy", "totod_worker_busy", "gauge",
+                   "1 while the worker is inside a model call.");
+}
+
 /* totod_info{...} 1: the labels say what is served; the value is always 1. */
 static void add_info(text *t, const json_t *health) {
     const char *keys[5] = {"version", "model", "device", "dtype", "path"};
@@ -245,6 +275,7 @@ char *metrics_prom_render(const json_t *metrics, const json_t *health, size_t *l
     text t = {0};
     add_counters(&t, metrics);
     add_gauges(&t, metrics);
+    add_workers(&t, metrics);
     add_windows(&t, metrics);
     add_shadow(&t, metrics);
     add_drift(&t, metrics);

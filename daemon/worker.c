@@ -97,6 +97,13 @@ static void answer_job(worker *w, job *j, const toto_result *res) {
     job_succeed(j, text);
 }
 
+/* Stats lock held: a model call ends; its time counts towards busy_ns (utilization). */
+static void end_busy(worker_stats *st) {
+    if (st->busy)
+        st->busy_ns += uv_hrtime() - st->busy_since_ns;
+    st->busy = false;
+}
+
 static void record_batch(worker *w, int n, bool failed) {
     int bucket = 0;
     while (bucket < WORKER_BATCH_BUCKETS - 1 && n > (1 << bucket))
@@ -108,7 +115,7 @@ static void record_batch(worker *w, int n, bool failed) {
     w->stats.failed_batches += failed;
     w->stats.last_failed = failed;
     w->stats.failed_in_a_row = failed ? w->stats.failed_in_a_row + 1 : 0;
-    w->stats.busy = false;
+    end_busy(&w->stats);
     uv_mutex_unlock(&w->stats_lock);
 }
 
@@ -297,7 +304,7 @@ static void run_shadow(worker *w) {
     uv_mutex_unlock(&w->stats_lock);
     int rc = shadow_run(&w->shadow, w->model, &sc, err, sizeof err);
     uv_mutex_lock(&w->stats_lock);
-    w->stats.busy = false;
+    end_busy(&w->stats);
     uv_mutex_unlock(&w->stats_lock);
     if (rc)
         return; /* the check could not run: nothing to score */

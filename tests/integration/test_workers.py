@@ -12,6 +12,7 @@ Bad device lists are refused at start. On a machine with several GPUs,
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,8 +52,41 @@ def expected(horizon=8):
             for seed in range(5)}
 
 
+def prom_workers(d):
+    """{(family, worker, device): value} of the totod_worker_* series in GET /metrics (curl)."""
+    p = subprocess.run(["curl", "-sS", "--fail-with-body", "http://127.0.0.1:%d/metrics" % d.http_port],
+                       capture_output=True, text=True, timeout=20)
+    out = {}
+    for m in re.finditer(r'^(totod_worker_\w+)\{worker="(\d+)",device="([^"]*)"\} (\S+)$',
+                         p.stdout, re.M):
+        out[(m.group(1), int(m.group(2)), m.group(3))] = float(m.group(4))
+    return out
+
+
+def check_worker_metrics(tap, d):
+    """Per-worker Prometheus series equal per_worker's, and busy seconds grow with work."""
+    c = d.client()
+    pw = c.call("metrics")["result"]["per_worker"]
+    c.close()
+    before = prom_workers(d)
+    same = all(before.get(("totod_worker_batches_total", w["index"], w["device"])) == w["batches"]
+               and before.get(("totod_worker_in_rotation", w["index"], w["device"])) == 1
+               and before.get(("totod_worker_failed_batches_total", w["index"], w["device"])) == 0
+               for w in pw)
+    busy = [before.get(("totod_worker_busy_seconds_total", w["index"], w["device"]), 0) for w in pw]
+    tap.ok(len(pw) == 2 and same and all(0 < b < 120 for b in busy)
+           and all(abs(w["busy_seconds_total"] - b) < 1 for w, b in zip(pw, busy)),
+           "GET /metrics: totod_worker_* by worker and device, as per_worker (busy %s s)" % busy,
+           before)
+    load(d, clients=2, per_client=10)
+    after = prom_workers(d)
+    grown = sum(after[("totod_worker_busy_seconds_total", w["index"], w["device"])]
+                > before[("totod_worker_busy_seconds_total", w["index"], w["device"])] for w in pw)
+    tap.ok(grown >= 1, "totod_worker_busy_seconds_total grows with forecasts", after)
+
+
 def check_two_workers(tap, want):
-    with Daemon("--device", "cpu,cpu", "--threads", "1") as d:
+    with Daemon("--device", "cpu,cpu", "--threads", "1", "--http", "127.0.0.1:0") as d:
         c = d.client()
         h = c.call("health")["result"]
         info = c.call("info")["result"]
@@ -73,6 +107,7 @@ def check_two_workers(tap, want):
         c.close()
         batches = [w["batches"] for w in m["per_worker"]]
         tap.ok(all(b > 0 for b in batches), "both workers took batches (%s)" % batches)
+        check_worker_metrics(tap, d)
         d.proc.send_signal(signal.SIGHUP)
         deadline = time.time() + 20
         while time.time() < deadline and d.log_text().count("the model before the reload is freed") < 2:

@@ -6,7 +6,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TOTO_BUILD_DIR:-$here/build}"
 
-echo "1..5"
+echo "1..6"
 out="$("$here/scripts/bench-daemon" --build-dir "$build" --quick --clients 1,8 \
     --model "$here/tests/data/fixtures/tiny-a" 2>&1)"
 rc=$?
@@ -35,5 +35,11 @@ if grep -Eq '^# held floor \(the echo busy [0-9]+ µs per answer, as the model\)
     echo "ok 5 - held floor measured with the model's time"
 else
     echo "not ok 5 - held floor line missing"
+fi
+# The last column: the one worker's busy share of the level, a percentage.
+if awk -F'|' '!($15 ~ /^ *[0-9]+ *$/ && $15 + 0 > 0 && $15 + 0 <= 100) { bad = 1 } END { exit bad }' <<<"$rows"; then
+    echo "ok 6 - the worker's busy % in every row (0-100, > 0)"
+else
+    echo "not ok 6 - busy % column missing or out of range"
 fi
 [ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"

@@ -14,8 +14,8 @@ rc=$?
 [ "$rc" -eq 0 ] && echo "ok 1 - bench-workers exits 0" || echo "not ok 1 - bench-workers exits $rc"
 
 # The summary row: clients, 2 rounds each, 2 medians, a ratio "N.NNx".
-if grep -Eq '^\| 8 \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+x \|$' <<<"$out"; then
-    echo "ok 2 - the summary row: 2 rounds each, medians and their ratio"
+if grep -Eq '^\| 8 \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9]+; [0-9]+/[0-9]+ \|$' <<<"$out"; then
+    echo "ok 2 - the summary row: 2 rounds each, medians, their ratio, each worker's busy %"
 else
     echo "not ok 2 - the summary row is missing or malformed"
 fi
