@@ -38,9 +38,9 @@ typedef struct worker_stats {
     uint64_t batch_size_counts[WORKER_BATCH_BUCKETS]; /* not cumulative */
     bool busy;                                        /* inside toto_forecast() now */
     uint64_t busy_since_ns;                           /* when that call began */
-    uint64_t busy_ns;    /* inside model calls (forecasts and shadow checks), ended ones */
-    bool last_failed;                                 /* the latest model call failed as a whole */
-    int failed_in_a_row;                              /* model calls failed as a whole, in a row */
+    uint64_t busy_ns;     /* inside model calls (forecasts and shadow checks), ended ones */
+    bool last_failed;     /* the latest model call failed as a whole */
+    int failed_in_a_row;  /* model calls failed as a whole, in a row */
     bool out_of_rotation; /* stopped taking batches (WORKER_FAILS_TO_LEAVE); see in_rotation */
 } worker_stats;
 
