@@ -166,10 +166,14 @@ int queue_push(job_queue *q, job *j) {
         flow_append(q, f, j);
         __atomic_add_fetch(&q->pushes, 1, __ATOMIC_RELEASE);
     }
+    bool wake = rc == QUEUE_OK &&
+                (q->sleepers > 0 || q->count >= q->wake_count || q->tokens >= q->wake_tokens);
+    if (wake) /* everyone waiting wakes, and registers again if it waits on */
+        q->wake_count = q->wake_tokens = INT64_MAX;
     uv_mutex_unlock(&q->lock);
     /* After the unlock, so that a woken worker does not block on the lock at
      * once; broadcast: with several workers, any of them may take it. */
-    if (rc == QUEUE_OK)
+    if (wake)
         uv_cond_broadcast(&q->changed);
     return rc;
 }
@@ -333,10 +337,17 @@ static void wait_for_batch(job_queue *q, const batch_limits *lim, int64_t target
         uint64_t now = uv_hrtime(), until = 0;
         if (now < delay_until)
             until = delay_until;
-        if (q->count < target && now < refill_until && refill_until > until)
+        bool refilling = q->count < target && now < refill_until;
+        if (refilling && refill_until > until)
             until = refill_until;
         if (!until)
             break;
+        /* What would end this wait early (queue_push wakes no sooner). */
+        int64_t need = refilling && target < lim->max_size ? target : lim->max_size;
+        if (need < q->wake_count)
+            q->wake_count = need;
+        if (lim->max_tokens < q->wake_tokens)
+            q->wake_tokens = lim->max_tokens;
         uv_cond_timedwait(&q->changed, &q->lock, until - now);
     }
 }
@@ -407,6 +418,7 @@ bool queue_idle_for(job_queue *q, uint64_t ns) {
         uint64_t now = uv_hrtime();
         if (now >= until)
             break;
+        q->wake_count = 1; /* any job ends the lull */
         uv_cond_timedwait(&q->changed, &q->lock, until - now);
     }
     bool idle = !q->ring && !q->closed && q->kicks == kicks_seen;

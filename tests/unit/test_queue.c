@@ -2,8 +2,9 @@
  * test_queue.c - daemon/queue.h: the order in which queued jobs are taken
  * (FIFO per connection, round-robin across connections, in one batch and
  * from batch to batch), the token budget, the global limit, deadlines
- * anywhere in the queue, take_all, close, several workers at once, and
- * hand-off polling (queue_expect, completion_expect).
+ * anywhere in the queue, take_all, close, several workers at once, which
+ * push wakes a waiting worker, and hand-off polling (queue_expect,
+ * completion_expect).
  *
  * Jobs here are bare structs: a connection is any distinct pointer, and the
  * label a test reads back is kept in batch_size, which only a worker sets.
@@ -413,6 +414,114 @@ static void test_workers(void) {
     queue_destroy(&sh.q);
 }
 
+/* ---- waking: a push wakes a waiting worker once what it waits for is there ---- */
+
+typedef struct waiter {
+    job_queue *q;
+    batch_limits lim;
+    batch_refill refill;
+    int n;     /* jobs its pop gave (-1 until it returns) */
+    double ms; /* how long the pop took */
+} waiter;
+
+static void wait_pop(void *arg) {
+    waiter *w = arg;
+    job *batch, *expired;
+    uint64_t t0 = uv_hrtime();
+    int n = queue_pop_batch(w->q, &w->lim, &w->refill, &batch, &expired);
+    w->ms = (double)(uv_hrtime() - t0) / 1e6;
+    __atomic_store_n(&w->n, n, __ATOMIC_RELEASE);
+    char out[128];
+    labels(batch, out, sizeof out);
+    labels(expired, out, sizeof out);
+}
+
+/* Waits up to 5 s for a waiting worker to register that it waits for want jobs. */
+static bool registers(job_queue *q, int64_t want) {
+    for (int i = 0; i < 5000; i++) {
+        uv_mutex_lock(&q->lock);
+        int64_t need = q->wake_count;
+        uv_mutex_unlock(&q->lock);
+        if (need == want)
+            return true;
+        uv_sleep(1);
+    }
+    return false;
+}
+
+static void idle_for_1s(void *arg) {
+    waiter *w = arg;
+    uint64_t t0 = uv_hrtime();
+    w->n = queue_idle_for(w->q, 1000ull * 1000000ull);
+    w->ms = (double)(uv_hrtime() - t0) / 1e6;
+}
+
+static void test_push_wakes(void) {
+    job_queue q;
+    uv_thread_t t1, t2;
+    char out[64];
+    const uint64_t ten_s = 10ull * 1000000000ull;
+
+    /* A worker waiting for a refill of 3 (1 job queued, a window of 10 s). */
+    queue_init(&q, 100);
+    waiter a = {&q, {INT64_MAX, 8, 0, ten_s}, {.target = 3, .end_ns = uv_hrtime()}, -1, 0};
+    push_n(&q, &conn_a, 1, 1);
+    uv_thread_create(&t1, wait_pop, &a);
+    tap_check(registers(&q, 3), "a worker waiting for a refill of 3 registers it");
+    push_n(&q, &conn_b, 11, 1);
+    uv_sleep(30);
+    tap_check(__atomic_load_n(&a.n, __ATOMIC_ACQUIRE) == -1, "2 jobs of 3: it waits on");
+    push_n(&q, &conn_c, 21, 1);
+    uv_thread_join(&t1);
+    tap_check(a.n == 3 && a.ms < 5000, "the push that makes 3 wakes it: 3 jobs (%.1f ms)", a.ms);
+    queue_destroy(&q);
+
+    /* Two workers waiting for 2 and 4: the least registers, and meeting it
+     * wakes both; the one waiting for 2 takes the jobs. */
+    queue_init(&q, 100);
+    waiter b = {&q, {INT64_MAX, 8, 0, ten_s}, {.target = 2, .end_ns = uv_hrtime()}, -1, 0};
+    waiter c = {&q, {INT64_MAX, 8, 0, ten_s}, {.target = 4, .end_ns = uv_hrtime()}, -1, 0};
+    push_n(&q, &conn_a, 1, 1);
+    uv_thread_create(&t1, wait_pop, &c);
+    tap_check(registers(&q, 4), "a worker waiting for 4 registers 4");
+    uv_thread_create(&t2, wait_pop, &b);
+    tap_check(registers(&q, 2), "a second one waiting for 2 lowers it to 2");
+    push_n(&q, &conn_b, 11, 1);
+    uv_thread_join(&t2);
+    tap_check(b.n == 2 && b.ms < 5000, "2 jobs: the one waiting for 2 takes them (%.1f ms)", b.ms);
+    /* Woken too, the other waits on for its 4 or, if it woke to an emptied
+     * queue, returns with none (queue_pop_batch's contract): never 10 s. */
+    push_n(&q, &conn_c, 21, 4);
+    uv_thread_join(&t1);
+    tap_check((c.n == 4 || c.n == 0) && c.ms < 5000,
+              "the other returns once 4 more are there, or at once with none (%d jobs, %.1f ms)",
+              c.n, c.ms);
+    labels(queue_take_all(&q), out, sizeof out);
+    queue_destroy(&q);
+
+    /* A batch delay of 10 s ends as soon as the batch is full. */
+    queue_init(&q, 100);
+    waiter d = {&q, {INT64_MAX, 4, ten_s, 0}, {0}, -1, 0};
+    push_n(&q, &conn_a, 1, 1);
+    uv_thread_create(&t1, wait_pop, &d);
+    tap_check(registers(&q, 4), "a worker in a batch delay registers the batch's size");
+    push_n(&q, &conn_b, 11, 3);
+    uv_thread_join(&t1);
+    tap_check(d.n == 4 && d.ms < 5000, "a full batch ends the delay (%.1f ms)", d.ms);
+    queue_destroy(&q);
+
+    /* A lull (queue_idle_for, before a shadow check) ends with the first job. */
+    queue_init(&q, 100);
+    waiter l = {&q, {0}, {0}, -1, 0};
+    uv_thread_create(&t1, idle_for_1s, &l);
+    tap_check(registers(&q, 1), "a worker waiting for a lull wakes for any job");
+    push_n(&q, &conn_a, 1, 1);
+    uv_thread_join(&t1);
+    tap_check(l.n == 0 && l.ms < 900, "a job ends the lull at once (%.1f ms)", l.ms);
+    labels(queue_take_all(&q), out, sizeof out);
+    queue_destroy(&q);
+}
+
 /* ---- hand-off polling ---- */
 
 static void pop_once(void *arg) {
@@ -482,6 +591,7 @@ int main(void) {
     test_refill_wait();
     test_refill_backoff();
     test_workers();
+    test_push_wakes();
     test_handoff_poll();
     return tap_done();
 }
