@@ -53,10 +53,11 @@ typedef struct job_queue {
     uint64_t pushes;
     /* A push wakes the workers waiting for a batch to fill only once count or
      * tokens reach the least that one of them waits for (each registers it
-     * before it sleeps; a wake resets both): a push per job woke every
-     * waiting worker, ~60,000 wake-ups a second on the loop thread with two
-     * GPUs, most of them to go back to sleep. Workers asleep for lack of any
-     * job (sleepers) are woken by every push. */
+     * before it sleeps; a wake resets both). Waking every waiting worker on
+     * every push cost the pushing loop thread a wake-up per job, mostly for
+     * workers that went back to sleep: 1-5% of two GPUs' forecasts/s at 256
+     * clients (docs/PERFORMANCE.md). Workers asleep for lack of any job
+     * (sleepers) are woken by every push. */
     int64_t wake_count, wake_tokens;
 } job_queue;
 
