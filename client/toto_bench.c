@@ -7,8 +7,9 @@
  *              [--context T --horizon H --samples N] [--format md|kv] [--json FILE]
  *              [--floor]
  *
- * N threads, each with its own connection, send one forecast, wait for its
- * answer, and send the next (closed loop). Per request it records the latency
+ * N threads, each with its own connection (to the --address i mod n when it
+ * is given several times), send one forecast, wait for its answer, and send
+ * the next (closed loop). Per request it records the latency
  * the client sees (monotonic clock, from the write to the parsed answer line)
  * and the daemon's own "timing" (queue_ms, model_ms, batch_size), so the
  * daemon's overhead (latency - model_ms) can be told apart from the model.
@@ -48,8 +49,18 @@
 #include "toto_commands.h"
 #include "totoclient.h"
 
+/* --address (or --socket) may be given this many times: client i connects to
+ * address i % n, so that one run can load several daemons (one per GPU). */
+#define BENCH_MAX_ADDRESSES 16
+
 typedef struct options {
-    const char *address, *format, *json_path, *requests_path;
+    const char *given[BENCH_MAX_ADDRESSES]; /* --address / --socket values, in order */
+    bool given_socket[BENCH_MAX_ADDRESSES]; /* that one came as --socket PATH */
+    int n_given;
+    char *addresses[BENCH_MAX_ADDRESSES]; /* then as unix:PATH or tcp:HOST:PORT (owned) */
+    int n_addresses;
+    const char *address; /* the first: the floor's, and the one a report names first */
+    const char *format, *json_path, *requests_path;
     const char *token_file; /* --token-file, else $TOTO_TOKEN_FILE */
     char *auth_line;        /* then: the auth request each connection sends first */
     bench_workload w;
@@ -366,10 +377,10 @@ static bool plan_done(const plan *p) {
 
 static void *client_main(void *arg) {
     client *c = arg;
-    c->fd =
-        c->p->floor_fd >= 0 ? c->p->floor_fd : connect_retrying(c->p->o->address, c->p->o->wait_s);
+    const char *address = c->p->o->addresses[c->index % c->p->o->n_addresses];
+    c->fd = c->p->floor_fd >= 0 ? c->p->floor_fd : connect_retrying(address, c->p->o->wait_s);
     if (c->fd < 0) {
-        client_error(c, "connect %s: %s", c->p->o->address, strerror(errno));
+        client_error(c, "connect %s: %s", address, strerror(errno));
         return NULL;
     }
     if (c->p->o->auth_line && c->fd != c->p->floor_fd && authenticate(c) != 0) {
@@ -489,8 +500,11 @@ static void print_summary(const options *o, const summary *s) {
     }
     char what[PATH_MAX + 64];
     describe(o, what, sizeof what);
-    printf("# toto bench %s: %s, %s after %.1f s warm-up\n", o->address, what,
-           o->count > 0 ? "by count" : "by duration", o->warmup_s);
+    printf("# toto bench %s", o->address);
+    for (int i = 1; i < o->n_addresses; i++)
+        printf(", %s", o->addresses[i]);
+    printf(": %s, %s after %.1f s warm-up\n", what, o->count > 0 ? "by count" : "by duration",
+           o->warmup_s);
     printf("# overhead = latency - model_ms (queue wait included); rest = latency - queue_ms - "
            "model_ms\n");
     printf("| clients | requests | errors | forecasts/s | p50 ms | p90 ms | p99 ms | max ms | "
@@ -544,6 +558,8 @@ static void usage(FILE *f) {
             "                    and --samples override the preset's\n"
             "  --requests FILE   JSON lines, each a forecast's params or a forecast request,\n"
             "                    sent in turn instead of a preset\n"
+            "  --address A       may be given up to 16 times (--socket too): client i\n"
+            "                    connects to the (i mod n)th, to load several daemons at once\n"
             "  --wait-s S        retry connecting for S seconds while the daemon starts\n"
             "  --token-file FILE each connection first presents this token (auth; default\n"
             "                    $TOTO_TOKEN_FILE): a daemon with auth-token-file needs it\n"
@@ -575,12 +591,12 @@ static bool is_text_option(const char *a) {
 }
 
 /* One option with a text value; false if a is not one of them or v is bad. */
-static bool text_option(options *o, const char *a, const char *v, char *socket_addr, size_t len) {
-    if (!strcmp(a, "--address"))
-        o->address = v;
-    else if (!strcmp(a, "--socket")) {
-        snprintf(socket_addr, len, "unix:%s", v);
-        o->address = socket_addr;
+static bool text_option(options *o, const char *a, const char *v) {
+    if (!strcmp(a, "--address") || !strcmp(a, "--socket")) {
+        if (o->n_given == BENCH_MAX_ADDRESSES)
+            return false;
+        o->given_socket[o->n_given] = !strcmp(a, "--socket");
+        o->given[o->n_given++] = v;
     } else if (!strcmp(a, "--format") && (!strcmp(v, "md") || !strcmp(v, "kv")))
         o->format = v;
     else if (!strcmp(a, "--workload"))
@@ -624,27 +640,55 @@ static bool num_option(options *o, const char *a, double x, int *context, int *h
     return true;
 }
 
-/* Any address the client library takes (a bare path, tcp::PORT, none for the
- * default), written as the unix:PATH or tcp:HOST:PORT the connections use. */
-static int canonical_address(options *o, char *buf, size_t len) {
+/* Any address the client library takes (a bare path, tcp::PORT, NULL for the
+ * default), written as the unix:PATH or tcp:HOST:PORT the connections use
+ * (malloc'd), or NULL (message printed). */
+static char *canonical_address(const char *given, bool socket_path) {
+    char path[PATH_MAX + 8];
     toto_client_address a;
     toto_client_error err;
-    if (toto_client_parse_address(o->address, &a, &err) != TOTO_CLIENT_OK) {
+    if (socket_path)
+        snprintf(path, sizeof path, "unix:%s", given);
+    if (toto_client_parse_address(socket_path ? path : given, &a, &err) != TOTO_CLIENT_OK) {
         fprintf(stderr, "toto bench: %s\n", err.message);
-        return -1;
+        return NULL;
     }
-    if (a.kind == TOTO_CLIENT_ADDRESS_UNIX)
-        snprintf(buf, len, "unix:%s", a.path);
+    size_t len = strlen(a.kind == TOTO_CLIENT_ADDRESS_UNIX ? a.path : a.host) + 32;
+    char *out = malloc(len);
+    if (!out)
+        fprintf(stderr, "toto bench: out of memory\n");
+    else if (a.kind == TOTO_CLIENT_ADDRESS_UNIX)
+        snprintf(out, len, "unix:%s", a.path);
     else if (strchr(a.host, ':'))
-        snprintf(buf, len, "tcp:[%s]:%d", a.host, a.port);
+        snprintf(out, len, "tcp:[%s]:%d", a.host, a.port);
     else
-        snprintf(buf, len, "tcp:%s:%d", a.host, a.port);
-    o->address = buf;
+        snprintf(out, len, "tcp:%s:%d", a.host, a.port);
+    return out;
+}
+
+/* Every address given (the default if none), canonical. 0, or -1 (printed). */
+static int canonical_addresses(options *o) {
+    int n = o->n_given > 0 ? o->n_given : 1;
+    for (int i = 0; i < n; i++) {
+        bool given = o->n_given > 0;
+        o->addresses[i] =
+            canonical_address(given ? o->given[i] : NULL, given && o->given_socket[i]);
+        if (!o->addresses[i])
+            return -1;
+        o->n_addresses++;
+    }
+    o->address = o->addresses[0];
     return 0;
 }
 
+static void free_addresses(options *o) {
+    for (int i = 0; i < o->n_addresses; i++)
+        free(o->addresses[i]);
+    o->n_addresses = 0;
+}
+
 /* 0, 1 for --help (printed), or -1 (message printed). */
-static int parse_args(int argc, char **argv, options *o, char *socket_addr, size_t len) {
+static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.format = "md", .clients = 1, .duration_s = 5, .timeout_s = 60};
     bench_workload_find("seed", &o->w);
     int context = -1, horizon = -1, samples = -1;
@@ -666,8 +710,7 @@ static int parse_args(int argc, char **argv, options *o, char *socket_addr, size
             return -1;
         }
         i++;
-        if (text ? !text_option(o, a, v, socket_addr, len)
-                 : !num_option(o, a, x, &context, &horizon, &samples)) {
+        if (text ? !text_option(o, a, v) : !num_option(o, a, x, &context, &horizon, &samples)) {
             fprintf(stderr, "toto bench: bad option or value: %s %s (see --help; workloads: %s)\n",
                     a, v, bench_workload_names());
             return -1;
@@ -679,7 +722,7 @@ static int parse_args(int argc, char **argv, options *o, char *socket_addr, size
     o->w.samples = samples >= 0 ? samples : o->w.samples;
     if (o->floor)
         o->clients = 1;
-    return canonical_address(o, socket_addr, len);
+    return canonical_addresses(o);
 }
 
 static void report_errors(const client *cs, int nc) {
@@ -807,15 +850,15 @@ static int make_auth_line(options *o) {
 
 int toto_bench_main(int argc, char **argv) {
     options o;
-    char socket_addr[PATH_MAX + 8];
-    int parsed = parse_args(argc, argv, &o, socket_addr, sizeof socket_addr);
-    if (parsed != 0)
+    int parsed = parse_args(argc, argv, &o);
+    if (parsed != 0 || make_auth_line(&o) != 0) {
+        free_addresses(&o);
         return parsed > 0 ? 0 : 2;
-    if (make_auth_line(&o) != 0)
-        return 2;
+    }
     bench_requests reqs;
     if (load_requests(&o, &reqs) != 0) {
         free(o.auth_line);
+        free_addresses(&o);
         return o.requests_path ? 2 : 1;
     }
     atomic_llong measured = 0;
@@ -828,5 +871,6 @@ int toto_bench_main(int argc, char **argv) {
         floor_stop(p.floor_fd, floor_child);
     bench_requests_free(&reqs);
     free(o.auth_line);
+    free_addresses(&o);
     return status;
 }

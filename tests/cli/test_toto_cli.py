@@ -2,7 +2,7 @@
 """test_toto_cli - the `toto` CLI (build/client/toto) against the real totod.
 
 Every command: health, info, metrics (pretty and --json), bench (by count,
-by duration, a request file, --json), forecast (CSV files from
+by duration, a request file, --json, two daemons at once), forecast (CSV files from
 tests/data/series: newest-first rows, gaps, odd timestamps; bad rows; stdin;
 table, CSV and JSON output; --plot to a PNG checked chunk by chunk), and the
 documented exit statuses with their messages (docs/toto-cli.md).
@@ -111,6 +111,26 @@ def check_bench(tap, d, tmp):
     rc, out, err = run("bench", "--workload", "nope")
     tap.ok(rc == 2 and "seed, mean64, long, ett, small" in err, "an unknown workload lists the presets",
            err)
+
+
+def forecasts_served(d):
+    rc, out, err = run("metrics", "--socket", d.sock, "--json")
+    return json.loads(out)["requests"]["forecast"] if rc == 0 else -1
+
+
+def check_bench_addresses(tap, d):
+    """--address given twice: the clients are spread over both daemons."""
+    with Daemon() as d2:
+        before = (forecasts_served(d), forecasts_served(d2))
+        rc, out, err = run("bench", "--socket", d.sock, "--address", "unix:" + d2.sock,
+                           "--workload", "small", "--clients", "4", "--count", "40", "--format", "kv")
+        after = (forecasts_served(d), forecasts_served(d2))
+        grew = [a - b for a, b in zip(after, before)]
+        tap.ok(rc == 0 and "errors=0" in out and all(g >= 10 for g in grew),
+               "bench with two addresses: 4 clients spread over two daemons (%s forecasts each)"
+               % grew, out + err)
+    rc, out, err = run("bench", *(["--socket", d.sock] * 17), "--count", "1")
+    tap.ok(rc == 2 and "--socket" in err, "more than 16 addresses: exit 2, said", err)
 
 
 def png_pixels(path):
@@ -337,6 +357,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, Daemon() as d:
         check_status_commands(tap, d)
         check_bench(tap, d, tmp)
+        check_bench_addresses(tap, d)
         check_forecast(tap, d, tmp)
         check_forecast_file_order(tap, d)
         check_forecast_long_gap(tap, d, tmp)
