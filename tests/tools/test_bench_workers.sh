@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test_bench_workers.sh - scripts/bench-workers still runs end to end (TAP), on
-# the CPU: one worker (cpu) against two (cpu,cpu). A smoke test only: it
+# the CPU: one worker (cpu) against two (cpu,cpu), and against two totods
+# (--split). A smoke test only: it
 # checks the tables and the ratio line come out, never how fast anything is.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TOTO_BUILD_DIR:-$here/build}"
 
-echo "1..4"
+echo "1..6"
 out="$("$here/scripts/bench-workers" --build-dir "$build" --one cpu --many cpu,cpu \
     --model "$here/tests/data/fixtures/tiny-a" --clients 8 --rounds 2 --duration-s 1 \
     --warmup-s 0 2>&1)"
@@ -24,4 +25,20 @@ fi
 grep -q '^# cpu,cpu: 2 worker(s) reported by health' <<<"$out" &&
     echo "ok 4 - health reported both workers of cpu,cpu" ||
     echo "not ok 4 - health did not report 2 workers"
+[ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"
+
+# --split: cpu,cpu as two totods, the clients spread over their sockets.
+out="$("$here/scripts/bench-workers" --build-dir "$build" --one cpu --many cpu,cpu --split \
+    --model "$here/tests/data/fixtures/tiny-a" --clients 8 --rounds 1 --duration-s 1 \
+    --warmup-s 0 2>&1)"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^## many (cpu,cpu, one totod per device), round 1' <<<"$out" &&
+    grep -Eq '^\| 8 \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9]+; [0-9]+/[0-9]+ \|$' <<<"$out"; then
+    echo "ok 5 - --split: one totod per device, a summary row with both totods' workers"
+else
+    echo "not ok 5 - --split run failed (exit $rc) or its summary is malformed"
+fi
+[ "$(grep -c '^# worker 0: cpu' <<<"$out")" -eq 3 ] &&
+    echo "ok 6 - --split: each totod reported its worker (1 + 2 lines)" ||
+    echo "not ok 6 - expected a worker line from cpu and from each of the two totods"
 [ "$rc" -eq 0 ] || sed 's/^/# /' <<<"$out"
