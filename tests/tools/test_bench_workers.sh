@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_bench_workers.sh - scripts/bench-workers still runs end to end (TAP), on
 # the CPU: one worker (cpu) against two (cpu,cpu), and against two totods
-# (--split). A smoke test only: it
-# checks the tables and the ratio line come out, never how fast anything is.
+# (--split). A smoke test only: it checks the tables and the ratio line come
+# out, never how fast anything is.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TOTO_BUILD_DIR:-$here/build}"
