@@ -2,9 +2,10 @@
  * io_threads.h - the loop thread's helpers (io-threads): request lines parsed
  * off the loop under load (parse_pool.h), and answers written at the end of
  * each loop iteration, many sockets at once (conn.h's deferred writes over
- * write_fanout.h). With several GPUs the one loop thread is what limits
- * forecasts/s; these take its two largest costs per request, the parse of
- * the line and the write of the answer, off it. 0 threads: neither.
+ * write_fanout.h). With several GPUs the one loop thread limits
+ * forecasts/s without them; they take its two largest costs per request,
+ * the parse of the line and the write of the answer, off it. 0 threads:
+ * neither.
  */
 #ifndef TOTOD_IO_THREADS_H
 #define TOTOD_IO_THREADS_H

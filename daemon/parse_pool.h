@@ -3,8 +3,8 @@
  *
  * Parsing a seed forecast's line (512 numbers, 5.7 KB) takes about 10 µs,
  * about half of what the loop thread spends on a request. With several GPUs
- * the one loop thread becomes the bottleneck (forecasts/s stop growing with
- * workers), so under load it hands the parse of each line to these threads
+ * the one loop thread became the bottleneck (forecasts/s stopped growing
+ * with workers), so under load it hands the parse of each line to these threads
  * and only dispatches the parsed document. Idle, it parses inline: a hand-off
  * costs two thread wake-ups, more than the parse.
  *
