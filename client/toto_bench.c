@@ -710,6 +710,12 @@ static int parse_args(int argc, char **argv, options *o) {
             return -1;
         }
         i++;
+        if ((!strcmp(a, "--address") || !strcmp(a, "--socket")) &&
+            o->n_given == BENCH_MAX_ADDRESSES) {
+            fprintf(stderr, "toto bench: %s %s: at most %d addresses (--address, --socket)\n", a, v,
+                    BENCH_MAX_ADDRESSES);
+            return -1;
+        }
         if (text ? !text_option(o, a, v) : !num_option(o, a, x, &context, &horizon, &samples)) {
             fprintf(stderr, "toto bench: bad option or value: %s %s (see --help; workloads: %s)\n",
                     a, v, bench_workload_names());
